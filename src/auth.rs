@@ -1,0 +1,118 @@
+//! Bearer-token authorisation: each token has scopes and an optional project list.
+//!
+//! Tokens are kept only as SHA-256 digests, and looked up by digest, so comparing them takes
+//! the same time whatever the guess. With no tokens configured every request is allowed;
+//! [`crate::config::Config::validate`] then only allows a loopback listen address.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::http::HeaderMap;
+use sha2::Digest;
+
+use crate::config::{AuthConfig, Scope};
+use crate::error::ApiError;
+use crate::types::ProjectId;
+
+#[derive(Debug)]
+struct Grant {
+    name: String,
+    scopes: HashSet<Scope>,
+    projects: Option<HashSet<String>>,
+}
+
+#[derive(Debug)]
+pub struct Auth {
+    tokens: HashMap<[u8; 32], Grant>,
+}
+
+/// Who made a request, once authorised.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The token's configured name; `anonymous` when auth is off.
+    pub name: String,
+}
+
+impl Auth {
+    pub fn new(config: &AuthConfig) -> Auth {
+        let tokens = config
+            .tokens
+            .iter()
+            .map(|t| {
+                (
+                    digest(&t.token.0),
+                    Grant {
+                        name: t.name.clone(),
+                        scopes: t.scopes.iter().copied().collect(),
+                        projects: t.projects.as_ref().map(|p| p.iter().cloned().collect()),
+                    },
+                )
+            })
+            .collect();
+        Auth { tokens }
+    }
+
+    pub fn enabled(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
+    /// Checks that the request's token has `scope` (or `admin`) and, if `project` is given,
+    /// may use that project.
+    pub fn check(
+        &self,
+        headers: &HeaderMap,
+        scope: Scope,
+        project: Option<&ProjectId>,
+    ) -> Result<Caller, ApiError> {
+        if !self.enabled() {
+            return Ok(Caller {
+                name: "anonymous".into(),
+            });
+        }
+        let token = bearer(headers).ok_or(ApiError::Unauthenticated)?;
+        let grant = self
+            .tokens
+            .get(&digest(token))
+            .ok_or(ApiError::Unauthenticated)?;
+        if !grant.scopes.contains(&scope) && !grant.scopes.contains(&Scope::Admin) {
+            return Err(ApiError::Forbidden(format!(
+                "token {:?} lacks the {:?} scope",
+                grant.name,
+                scope_name(scope)
+            )));
+        }
+        if let (Some(project), Some(allowed)) = (project, &grant.projects) {
+            if !allowed.contains(project.as_str()) {
+                return Err(ApiError::Forbidden(format!(
+                    "token {:?} may not use project {:?}",
+                    grant.name,
+                    project.as_str()
+                )));
+            }
+        }
+        Ok(Caller {
+            name: grant.name.clone(),
+        })
+    }
+}
+
+pub fn scope_name(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Upload => "upload",
+        Scope::Symbolicate => "symbolicate",
+        Scope::Admin => "admin",
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    (!token.is_empty()).then_some(token)
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    sha2::Sha256::digest(token.as_bytes()).into()
+}

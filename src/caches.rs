@@ -1,0 +1,292 @@
+//! Derived lookup caches (SourceMapCache-based JS caches, SymCaches): built once, kept on
+//! local disk under a quota with least-recently-used eviction, and held in memory by moka,
+//! weighed in bytes.
+//!
+//! A cache key names everything the bytes derive from: the kind, the format version of the
+//! builder and the SHA-256 of every input. So a cache can never be stale: a re-upload with
+//! other content has another key. Concurrent misses for one key build it once (moka's
+//! `try_get_with` coalesces them). Builds run on the blocking pool, bounded by
+//! `cache.build_workers`.
+//!
+//! Files on disk are written to a temporary name and renamed, then memory-mapped. Eviction
+//! unlinks files; a mapping still in use stays valid until dropped.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+use crate::ingest::Mapped;
+use crate::store::{Store, UploadManifest};
+
+/// Bytes of one derived cache: memory-mapped from disk, or owned.
+pub struct CacheBytes {
+    bytes: Mapped,
+}
+
+impl std::ops::Deref for CacheBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// A build's outcome. Failures are cached too: the inputs are content-addressed, so the
+/// same inputs fail the same way until the builder's format version changes.
+pub type Built = Result<Arc<CacheBytes>, Arc<str>>;
+
+pub struct Caches {
+    dir: PathBuf,
+    quota: u64,
+    disk_bytes: AtomicU64,
+    memory: moka::future::Cache<String, Built>,
+    /// Whole text files (minified sources, original sources) for source context.
+    texts: moka::future::Cache<String, Option<Arc<str>>>,
+    builders: Arc<Semaphore>,
+    store: Store,
+}
+
+impl Caches {
+    pub fn new(config: &Config, store: Store) -> Caches {
+        let dir = config.cache_dir();
+        let _ = std::fs::create_dir_all(&dir);
+        let disk_bytes = AtomicU64::new(disk_usage(&dir));
+        let memory_budget = config.cache.memory;
+        Caches {
+            dir,
+            quota: config.cache.disk_quota,
+            disk_bytes,
+            memory: moka::future::Cache::builder()
+                .max_capacity(memory_budget / 2)
+                .weigher(|k: &String, v: &Built| {
+                    let size = match v {
+                        Ok(b) => b.len(),
+                        Err(e) => e.len(),
+                    };
+                    (size + k.len() + 64).min(u32::MAX as usize) as u32
+                })
+                .build(),
+            texts: moka::future::Cache::builder()
+                .max_capacity(memory_budget / 8)
+                .weigher(|k: &String, v: &Option<Arc<str>>| {
+                    (v.as_ref().map_or(0, |t| t.len()) + k.len() + 64).min(u32::MAX as usize)
+                        as u32
+                })
+                .build(),
+            builders: Arc::new(Semaphore::new(config.cache.build_workers)),
+            store,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Returns the cache for `key`, from memory, else from disk, else by running `build`
+    /// (at most `build_workers` at a time; concurrent callers for one key share one build).
+    pub async fn get_or_build<F, Fut>(&self, key: String, build: F) -> Built
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<u8>, String>>,
+    {
+        let m = crate::metrics::global();
+        let kind = cache_kind(&key);
+        if let Some(hit) = self.memory.get(&key).await {
+            m.cache_lookups
+                .get_or_create(&crate::metrics::CacheLabels {
+                    cache: kind,
+                    result: "memory",
+                })
+                .inc();
+            return hit;
+        }
+        let path = self.path_for(&key);
+        self.memory
+            .get_with(key.clone(), async {
+                if let Ok(bytes) = Mapped::open(&path) {
+                    touch(&path);
+                    m.cache_lookups
+                        .get_or_create(&crate::metrics::CacheLabels {
+                            cache: kind,
+                            result: "disk",
+                        })
+                        .inc();
+                    return Ok(Arc::new(CacheBytes { bytes }));
+                }
+                let _permit = self.builders.acquire().await;
+                m.cache_lookups
+                    .get_or_create(&crate::metrics::CacheLabels {
+                        cache: kind,
+                        result: "built",
+                    })
+                    .inc();
+                m.cache_builds
+                    .get_or_create(&crate::metrics::KindLabel { kind })
+                    .inc();
+                let started = std::time::Instant::now();
+                let bytes = build().await.map_err(|e| Arc::<str>::from(e.as_str()))?;
+                tracing::debug!(key, size = bytes.len(), ms = started.elapsed().as_millis() as u64, "built cache");
+                self.write(&path, &bytes)
+                    .and_then(|()| Mapped::open(&path))
+                    .map(|bytes| Arc::new(CacheBytes { bytes }))
+                    .or_else(|e| {
+                        // A full or read-only disk must not stop lookups: keep it in memory.
+                        tracing::warn!(error = %e, path = %path.display(), "cannot write cache file");
+                        Ok::<_, Arc<str>>(Arc::new(CacheBytes {
+                            bytes: Mapped::owned(bytes),
+                        }))
+                    })
+            })
+            .await
+    }
+
+    fn path_for(&self, key: &str) -> PathBuf {
+        // Keys are made of [a-z0-9/-_.] by their builders; anything else is replaced.
+        let safe: String = key
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.dir.join(safe.replace("..", "__"))
+    }
+
+    fn write(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        let dir = path.parent().unwrap_or(&self.dir);
+        std::fs::create_dir_all(dir)?;
+        let tmp = crate::ingest::tmp_path(dir);
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, path)?;
+        let total = self.disk_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed)
+            + bytes.len() as u64;
+        if total > self.quota {
+            self.enforce_quota();
+        }
+        Ok(())
+    }
+
+    /// Deletes least recently used cache files until the disk usage is under 90 % of the
+    /// quota.
+    pub fn enforce_quota(&self) {
+        let mut files = Vec::new();
+        collect_files(&self.dir, &mut files);
+        let mut total: u64 = files.iter().map(|(_, size, _)| size).sum();
+        let target = self.quota / 10 * 9;
+        if total > self.quota {
+            files.sort_by_key(|(_, _, mtime)| *mtime);
+            for (path, size, _) in files {
+                if total <= target {
+                    break;
+                }
+                if std::fs::remove_file(&path).is_ok() {
+                    total -= size;
+                }
+            }
+        }
+        self.disk_bytes.store(total, Ordering::Relaxed);
+    }
+
+    /// Publishes cache sizes to the metrics registry.
+    pub fn report_sizes(&self) {
+        let m = crate::metrics::global();
+        m.cache_memory_bytes.set(
+            (self.memory.weighted_size() + self.texts.weighted_size()).min(i64::MAX as u64) as i64,
+        );
+        m.cache_disk_bytes
+            .set(self.disk_bytes.load(Ordering::Relaxed).min(i64::MAX as u64) as i64);
+    }
+
+    /// A whole text blob (UTF-8, lossy) by SHA-256, cached in memory.
+    pub async fn text(&self, sha: &crate::types::Sha256) -> Option<Arc<str>> {
+        let store = self.store.clone();
+        let key = sha.to_string();
+        let sha = sha.clone();
+        self.texts
+            .get_with(key, async move {
+                match store.get_bytes(&Store::blob_key(&sha)).await {
+                    Ok(Some(bytes)) => Some(Arc::from(String::from_utf8_lossy(&bytes).as_ref())),
+                    _ => None,
+                }
+            })
+            .await
+    }
+
+    /// One file of an uploaded source bundle, by its path, cached in memory.
+    pub async fn bundle_source(&self, bundle: &crate::types::Sha256, path: &str) -> Option<Arc<str>> {
+        let store = self.store.clone();
+        let key = format!("bundle:{bundle}:{path}");
+        let sha = bundle.clone();
+        let path = path.to_owned();
+        self.texts
+            .get_with(key, async move {
+                let bytes = store.get_bytes(&Store::blob_key(&sha)).await.ok()??;
+                tokio::task::spawn_blocking(move || {
+                    use symbolic::debuginfo::sourcebundle::SourceBundle;
+                    let bundle = SourceBundle::parse(&bytes).ok()?;
+                    let session = bundle.debug_session().ok()?;
+                    let file = session.source_by_path(&path).ok()??;
+                    file.contents().map(Arc::from)
+                })
+                .await
+                .ok()?
+            })
+            .await
+    }
+
+    /// After an upload: build the caches its files need in the background, so the first
+    /// symbolicate request finds them ready.
+    pub fn after_upload(&self, state: &crate::http::AppState, manifest: &UploadManifest) {
+        let state = state.clone();
+        let manifest = manifest.clone();
+        tokio::spawn(async move {
+            crate::symbolicate::prewarm(&state, &manifest).await;
+        });
+    }
+}
+
+fn cache_kind(key: &str) -> &'static str {
+    if key.starts_with("js") {
+        "sourcemap"
+    } else if key.starts_with("native") {
+        "symcache"
+    } else {
+        "other"
+    }
+}
+
+fn touch(path: &Path) {
+    if let Ok(f) = std::fs::File::options().append(true).open(path) {
+        let _ = f.set_modified(SystemTime::now());
+    }
+}
+
+fn disk_usage(dir: &Path) -> u64 {
+    let mut files = Vec::new();
+    collect_files(dir, &mut files);
+    files.iter().map(|(_, s, _)| s).sum()
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<(PathBuf, u64, SystemTime)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            collect_files(&entry.path(), out);
+        } else {
+            out.push((
+                entry.path(),
+                meta.len(),
+                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            ));
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! `tracemap sourcemaps inject DIR`: writes debug IDs into JavaScript files and their source
+//! maps the way sentry-cli 3.x does, so either tool's output works with the other's server:
+//! - a one-line runtime snippet that registers the ID in `globalThis._sentryDebugIds`,
+//!   inserted as the first line (after a `#!` line); the map's mappings shift by one line;
+//! - a `//# debugId=<uuid>` comment at the end of the file;
+//! - `"debugId": "<uuid>"` in the source map (the ECMA-426 debug ID proposal's field).
+//!
+//! The ID is derived from the file's content (deterministic), and files that already carry
+//! a `//# debugId=` comment are left alone (idempotent).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use sha2::Digest;
+
+/// Derives the debug ID of a JavaScript file from its content: the first 16 bytes of its
+/// SHA-256, marked as a version-4 UUID.
+pub fn debug_id_for(content: &[u8]) -> debugid::DebugId {
+    let hash = sha2::Sha256::digest(content);
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hash[..16]);
+    let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
+    debugid::DebugId::from_uuid(uuid)
+}
+
+fn snippet(id: &str) -> String {
+    format!(
+        "!function(){{try{{var e=\"undefined\"!=typeof window?window:\"undefined\"!=typeof global?global:\"undefined\"!=typeof globalThis?globalThis:\"undefined\"!=typeof self?self:{{}},n=(new e.Error).stack;n&&(e._sentryDebugIds=e._sentryDebugIds||{{}},e._sentryDebugIds[n]=\"{id}\",e._sentryDebugIdIdentifier=\"sentry-dbid-{id}\")}}catch(e){{}}}}();"
+    )
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    Injected { id: String, map: Option<PathBuf> },
+    AlreadyInjected,
+}
+
+/// Injects one file (and its map, when found next to it or by `sourceMappingURL`).
+pub fn inject_file(js_path: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
+    let content =
+        std::fs::read(js_path).with_context(|| format!("reading {}", js_path.display()))?;
+    let comments = crate::ingest::js::scan_magic_comments(&content);
+    if comments.debug_id.is_some() {
+        return Ok(Outcome::AlreadyInjected);
+    }
+    let id = debug_id_for(&content).to_string();
+    let text = String::from_utf8_lossy(&content);
+    // Where the snippet goes: line 0, or line 1 after a hashbang.
+    let insert_line = usize::from(text.starts_with("#!"));
+    let map_path = match &comments.sourcemap_url {
+        Some(u) if u.starts_with("data:") => None,
+        Some(u) => js_path.parent().map(|d| d.join(u.split(['?', '#']).next().unwrap_or(u))),
+        None => Some(PathBuf::from(format!("{}.map", js_path.display()))),
+    }
+    .filter(|p| p.is_file());
+    // Without a map file we can still add the comment, but the snippet would shift lines
+    // that an inline map describes; leave the code as it is then.
+    let with_snippet = map_path.is_some();
+    let mut out = String::with_capacity(text.len() + 600);
+    if with_snippet {
+        let mut lines = text.split_inclusive('\n');
+        for _ in 0..insert_line {
+            if let Some(l) = lines.next() {
+                out.push_str(l);
+            }
+        }
+        out.push_str(&snippet(&id));
+        out.push('\n');
+        for l in lines {
+            out.push_str(l);
+        }
+    } else {
+        out.push_str(&text);
+    }
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&format!("//# debugId={id}\n"));
+
+    if let Some(map_path) = &map_path {
+        let raw = std::fs::read(map_path)
+            .with_context(|| format!("reading {}", map_path.display()))?;
+        let mut map: serde_json::Value = serde_json::from_slice(&raw)
+            .with_context(|| format!("{} is not JSON", map_path.display()))?;
+        shift_map(&mut map, insert_line);
+        if let Some(obj) = map.as_object_mut() {
+            obj.insert("debugId".into(), serde_json::Value::String(id.clone()));
+        }
+        if !dry_run {
+            write_atomic(map_path, serde_json::to_string(&map)?.as_bytes())?;
+        }
+    }
+    if !dry_run {
+        write_atomic(js_path, out.as_bytes())?;
+    }
+    Ok(Outcome::Injected { id, map: map_path })
+}
+
+/// Inserts one empty generated line at `line` in a regular map's mappings, or moves index
+/// map sections at or after it down by one.
+fn shift_map(map: &mut serde_json::Value, line: usize) {
+    if let Some(mappings) = map.get("mappings").and_then(|m| m.as_str()) {
+        let mut groups: Vec<&str> = mappings.split(';').collect();
+        groups.insert(line.min(groups.len()), "");
+        map["mappings"] = serde_json::Value::String(groups.join(";"));
+    }
+    if let Some(sections) = map.get_mut("sections").and_then(|s| s.as_array_mut()) {
+        for s in sections {
+            if let Some(l) = s.pointer_mut("/offset/line") {
+                if let Some(n) = l.as_u64() {
+                    if n as usize >= line {
+                        *l = serde_json::Value::from(n + 1);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.tracemap-tmp", ulid::Ulid::new()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
+}
+
+pub fn run(dir: &Path, dry_run: bool) -> anyhow::Result<()> {
+    let mut injected = 0;
+    let mut skipped = 0;
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy();
+        if !entry.file_type().is_file()
+            || ![".js", ".mjs", ".cjs"].iter().any(|e| name.ends_with(e))
+        {
+            continue;
+        }
+        match inject_file(entry.path(), dry_run)? {
+            Outcome::Injected { id, map } => {
+                injected += 1;
+                println!(
+                    "{} {id}{}",
+                    entry.path().display(),
+                    map.map(|m| format!(" (+ {})", m.display())).unwrap_or_default()
+                );
+            }
+            Outcome::AlreadyInjected => skipped += 1,
+        }
+    }
+    println!(
+        "{injected} file(s) {}, {skipped} already had a debug ID",
+        if dry_run { "would be injected" } else { "injected" }
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inject_is_deterministic_and_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let js = dir.path().join("app.js");
+        let map = dir.path().join("app.js.map");
+        std::fs::write(&js, "function a(){throw new Error}a();\n//# sourceMappingURL=app.js.map\n").unwrap();
+        std::fs::write(&map, r#"{"version":3,"sources":["a.js"],"names":[],"mappings":"AAAA"}"#).unwrap();
+        let first = inject_file(&js, false).unwrap();
+        let Outcome::Injected { id, .. } = first else { panic!("not injected") };
+        assert_eq!(inject_file(&js, false).unwrap(), Outcome::AlreadyInjected);
+        let text = std::fs::read_to_string(&js).unwrap();
+        assert!(text.ends_with(&format!("//# debugId={id}\n")));
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&map).unwrap()).unwrap();
+        assert_eq!(m["debugId"], id.as_str());
+        assert_eq!(m["mappings"], ";AAAA");
+        // Same content, same ID.
+        assert_eq!(
+            debug_id_for(b"function a(){throw new Error}a();\n//# sourceMappingURL=app.js.map\n").to_string(),
+            id
+        );
+    }
+}

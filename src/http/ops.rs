@@ -1,0 +1,75 @@
+//! Operations endpoints: liveness, readiness, metrics, maintenance.
+
+use std::any::Any;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use super::AppState;
+use crate::config::Scope;
+use crate::error::{ApiError, ApiResult};
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: the store answers.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "error": {"code": "store_unavailable", "message": e.to_string()}
+            })),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    state.caches.report_sizes();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
+        .into_response()
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("route_not_found", "no such endpoint")
+}
+
+pub fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
+    ApiError::internal("the request handler panicked").into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SweepQuery {
+    /// Only remove what is older than this (default `1h`): protects uploads in flight.
+    grace: Option<String>,
+}
+
+/// `POST /api/v1/admin/sweep`: remove unreferenced blobs, dead manifests, dangling pointers.
+pub async fn sweep(
+    State(state): State<AppState>,
+    Query(q): Query<SweepQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Json<crate::store::SweepReport>> {
+    state.auth.check(&headers, Scope::Admin, None)?;
+    let grace = match q.grace {
+        Some(g) => humantime::parse_duration(&g)
+            .map_err(|e| ApiError::bad_request("invalid_parameter", format!("grace: {e}")))?,
+        None => Duration::from_secs(3600),
+    };
+    Ok(Json(state.store.sweep(grace).await?))
+}

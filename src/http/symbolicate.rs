@@ -1,0 +1,100 @@
+//! Symbolicate handlers: parse, authorise, delegate to `crate::symbolicate`.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::Deserialize;
+
+use super::AppState;
+use crate::config::Scope;
+use crate::error::{ApiError, ApiResult};
+use crate::types::ProjectId;
+use crate::wire::{JsRequest, JsResponse, NativeRequest, NativeResponse};
+
+fn parse_body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<T> {
+    let body = body.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large("body_too_large", e.body_text())
+        } else {
+            ApiError::bad_request("body_unreadable", e.body_text())
+        }
+    })?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("request body: {e}")))
+}
+
+async fn authorised_project(
+    state: &AppState,
+    headers: &HeaderMap,
+    project: &str,
+) -> ApiResult<ProjectId> {
+    let project = ProjectId::parse(project)?;
+    state.auth.check(headers, Scope::Symbolicate, Some(&project))?;
+    Ok(project)
+}
+
+/// `POST /api/v1/projects/{project}/symbolicate/js`
+pub async fn js(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<JsResponse>> {
+    let project = authorised_project(&state, &headers, &project).await?;
+    let request: JsRequest = parse_body(body)?;
+    Ok(Json(
+        crate::symbolicate::js::symbolicate(&state, &project, request).await?,
+    ))
+}
+
+/// `POST /api/v1/projects/{project}/symbolicate/native`
+pub async fn native(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<NativeResponse>> {
+    let project = authorised_project(&state, &headers, &project).await?;
+    let request: NativeRequest = parse_body(body)?;
+    Ok(Json(
+        crate::symbolicate::native::symbolicate(&state, &project, request).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ScopeQuery {
+    scope: Option<String>,
+}
+
+fn scope(q: &ScopeQuery) -> ApiResult<String> {
+    q.scope.clone().ok_or_else(|| {
+        ApiError::bad_request(
+            "missing_scope",
+            "the compatibility endpoints need ?scope={project}",
+        )
+    })
+}
+
+/// `POST /symbolicate-js?scope={project}`: Symbolicator-compatible alias.
+pub async fn js_compat(
+    state: State<AppState>,
+    Query(q): Query<ScopeQuery>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<JsResponse>> {
+    js(state, Path(scope(&q)?), headers, body).await
+}
+
+/// `POST /symbolicate?scope={project}`: Symbolicator-compatible alias.
+pub async fn native_compat(
+    state: State<AppState>,
+    Query(q): Query<ScopeQuery>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<NativeResponse>> {
+    native(state, Path(scope(&q)?), headers, body).await
+}

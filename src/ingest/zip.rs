@@ -1,0 +1,158 @@
+//! Takes zips apart safely: Sentry artifact bundles (optionally behind the 8-byte `SYSB`
+//! header), plain zips of a build directory, and zips of debug files (dSYM bundles).
+//!
+//! Every entry name is checked before anything is extracted; a name with `..`, an absolute
+//! path, a drive letter or a symlink entry rejects the whole archive. Inflated bytes are
+//! counted as they are produced (header sizes are not trusted), per entry and in total.
+//! Entries are extracted to temporary files named by us, never by the archive.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{HashingWriter, IngestError, Received};
+
+pub struct ZipLimits {
+    pub max_entries: usize,
+    pub max_inflated: u64,
+    pub max_file: u64,
+}
+
+/// `manifest.json` of a Sentry artifact bundle.
+#[derive(Debug, Deserialize)]
+pub struct BundleManifest {
+    #[serde(default)]
+    pub files: BTreeMap<String, BundleFile>,
+    #[serde(default)]
+    pub release: Option<String>,
+    #[serde(default)]
+    pub dist: Option<String>,
+    #[serde(default)]
+    pub debug_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BundleFile {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+pub struct Extracted {
+    pub manifest: Option<BundleManifest>,
+    pub files: Vec<Received>,
+}
+
+/// Whether the file starts like a zip (with or without the `SYSB` header).
+pub fn looks_like_zip(head: &[u8]) -> bool {
+    head.starts_with(b"PK\x03\x04")
+        || head.starts_with(b"PK\x05\x06")
+        || (head.starts_with(b"SYSB") && head.get(8..12) == Some(b"PK\x03\x04"))
+}
+
+/// A reader that hides the first `offset` bytes of a file (the `SYSB` header).
+struct Offset<R> {
+    inner: R,
+    offset: u64,
+}
+
+impl<R: Read> Read for Offset<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl<R: Seek> Seek for Offset<R> {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        let pos = match pos {
+            SeekFrom::Start(n) => SeekFrom::Start(n + self.offset),
+            other => other,
+        };
+        let abs = self.inner.seek(pos)?;
+        abs.checked_sub(self.offset)
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before start"))
+    }
+}
+
+/// Extracts every file entry of the zip at `path` into temporary files in `tmp_dir`.
+/// `manifest.json` at the root is parsed as a bundle manifest, not returned as a file.
+pub fn extract(path: &Path, tmp_dir: &Path, limits: &ZipLimits) -> Result<Extracted, IngestError> {
+    let mut file = std::fs::File::open(path)?;
+    let mut head = [0u8; 8];
+    let n = file.read(&mut head)?;
+    let offset = if n == 8 && &head[..4] == b"SYSB" { 8 } else { 0 };
+    file.seek(SeekFrom::Start(offset))?;
+    let reader = Offset {
+        inner: std::io::BufReader::new(file),
+        offset,
+    };
+    let mut archive =
+        ::zip::ZipArchive::new(reader).map_err(|e| IngestError::ZipInvalid(e.to_string()))?;
+    if archive.len() > limits.max_entries {
+        return Err(IngestError::ZipTooManyEntries {
+            limit: limits.max_entries,
+        });
+    }
+
+    // Pass 1: names only. Reject the archive before extracting anything.
+    for i in 0..archive.len() {
+        let entry = archive
+            .by_index_raw(i)
+            .map_err(|e| IngestError::ZipInvalid(e.to_string()))?;
+        let name = entry.name().to_owned();
+        if entry.is_symlink()
+            || entry.enclosed_name().is_none()
+            || super::safe_relative_path(&name).is_none() && !entry.is_dir()
+        {
+            return Err(IngestError::ZipUnsafePath { name });
+        }
+    }
+
+    let mut total: u64 = 0;
+    let mut manifest = None;
+    let mut files = Vec::new();
+    for i in 0..archive.len() {
+        let mut entry = archive
+            .by_index(i)
+            .map_err(|e| IngestError::ZipInvalid(e.to_string()))?;
+        if entry.is_dir() {
+            continue;
+        }
+        let name = super::safe_relative_path(entry.name())
+            .ok_or_else(|| IngestError::ZipUnsafePath {
+                name: entry.name().to_owned(),
+            })?;
+        let mut writer = HashingWriter::new(tmp_dir, limits.max_file, format!("zip entry {name}"))?;
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = entry.read(&mut buf).map_err(|e| {
+                IngestError::ZipInvalid(format!("entry {name}: {e}"))
+            })?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            if total > limits.max_inflated {
+                return Err(IngestError::ZipInflatedTooLarge {
+                    limit: limits.max_inflated,
+                });
+            }
+            writer.push(&buf[..n])?;
+        }
+        let temp = writer.finish()?;
+        if name == "manifest.json" {
+            let bytes = std::fs::read(&temp.path)?;
+            let parsed: BundleManifest = serde_json::from_slice(&bytes)
+                .map_err(|e| IngestError::ManifestInvalid(e.to_string()))?;
+            manifest = Some(parsed);
+            continue;
+        }
+        files.push(Received { name, file: temp });
+    }
+    Ok(Extracted { manifest, files })
+}

@@ -1,0 +1,410 @@
+//! Building the lookup cache from a source map (and, optionally, the minified file).
+//!
+//! Tokens come from the `sourcemap` crate, which resolves every segment of the map. Scope names
+//! come from symbolic's `SourceMapCache`, built over a copy of the map without
+//! `sourcesContent` (its lookups UTF-8-check the whole source text of the matched file on every
+//! call, which makes them ~20x slower on maps with large sources). We ask it, for each token,
+//! for the scope at that token's position. Where it answers nothing (the tokens its writer
+//! de-duplicated away, see the module docs), the token repeats the previous mapping's
+//! original location *and scope*, because its writer only drops a token whose whole record,
+//! scope included, equals the last one it kept; so we carry the previous scope forward.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use sourcemap::{DecodedMap, SourceMap, SourceMapBuilder, SourceMapHermes, SourceMapIndex};
+use symbolic::sourcemapcache::{
+    ScopeLookupResult, SourceMapCache, SourceMapCacheWriter, SourcePosition,
+};
+
+use super::format::{
+    CacheParts, FLAG_SCOPES_FAILED, FLAG_SCOPES_HERMES, FLAG_SCOPES_MINIFIED, INDEX_WORDS, MAX_ID,
+    NONE, RANGE_FLAG, RECORD_WORDS, SCOPE_ANONYMOUS, SCOPE_UNKNOWN, SOURCE_IGNORE_LISTED,
+    SOURCE_WORDS,
+};
+use super::paths::normalize_source_path;
+use super::JsError;
+
+/// Generated lines beyond the map's own size that we accept. A regular map needs one byte
+/// (`;`) per generated line, so only index-map section offsets can go past its length; this
+/// bounds the line table a hostile offset could make us allocate.
+const EXTRA_LINES: u64 = 1 << 20;
+
+/// Bracket nesting depth beyond which we do not hand the minified source to the JavaScript
+/// parser: it recurses per nesting level and a hostile file could exhaust the thread's stack,
+/// which aborts the process rather than returning an error. Real bundles stay far below this.
+const MAX_NESTING_FOR_SCOPES: usize = 1_000;
+
+/// Builds the serialized lookup cache for one (minified source, map) pair. `minified` is
+/// `None` when only the map was uploaded; function names then come from the map's `names`
+/// only (or from its Hermes function maps).
+///
+/// Accepts regular maps, index maps (`sections` with embedded maps, flattened here, each
+/// section clipped at the next one's offset) and Hermes/Metro maps (`x_facebook_sources`).
+pub fn build_cache(minified: Option<&str>, sourcemap: &[u8]) -> Result<Vec<u8>, JsError> {
+    let decoded = sourcemap::decode_slice(sourcemap).map_err(malformed)?;
+    let mut map = match decoded {
+        DecodedMap::Regular(sm) => Flat::Regular(sm),
+        DecodedMap::Index(index) => Flat::Regular(flatten(&index)?),
+        DecodedMap::Hermes(smh) => Flat::Hermes(Box::new(smh)),
+    };
+
+    let token_count = map.sm().get_token_count();
+    let lines = match token_count.checked_sub(1).and_then(|i| map.sm().get_token(i as usize)) {
+        Some(last) => u64::from(last.get_dst_line()) + 1,
+        None => 0,
+    };
+    let max_lines = (sourcemap.len() as u64 + EXTRA_LINES).min(u64::from(MAX_ID));
+    if lines > max_lines {
+        return Err(JsError::TooLarge(format!(
+            "the map places mappings on generated line {lines}, far beyond what a map of {} bytes describes",
+            sourcemap.len()
+        )));
+    }
+    if token_count > MAX_ID {
+        return Err(JsError::TooLarge(format!("{token_count} mappings")));
+    }
+
+    let mut strings = Strings::default();
+    let (sources, source_index) = write_sources(map.sm(), &mut strings)?;
+
+    // Scopes. Stripping the sources content for the scope cache needs the map mutably, so
+    // that happens first; the cache bytes must then outlive the scope lookups.
+    let mut smc_bytes = Vec::new();
+    let smc_built = match (&mut map, minified) {
+        (Flat::Regular(sm), Some(minified)) => Some(scope_cache(sm, minified, &mut smc_bytes)),
+        _ => None,
+    };
+    let mut flags = 0;
+    let scopes = match (&map, smc_built) {
+        (Flat::Hermes(smh), _) => {
+            flags |= FLAG_SCOPES_HERMES;
+            Scopes::Hermes(smh)
+        }
+        (_, Some(Ok(()))) => match SourceMapCache::parse(&smc_bytes) {
+            Ok(cache) => {
+                flags |= FLAG_SCOPES_MINIFIED;
+                Scopes::Smc(cache)
+            }
+            Err(_) => {
+                flags |= FLAG_SCOPES_FAILED;
+                Scopes::None
+            }
+        },
+        (_, Some(Err(()))) => {
+            flags |= FLAG_SCOPES_FAILED;
+            Scopes::None
+        }
+        (_, None) => Scopes::None,
+    };
+    let sm = map.sm();
+    let (line_starts, columns, records) = write_tokens(sm, &scopes, lines as usize, &mut strings)?;
+
+    let (string_offsets, string_bytes) = strings.finish();
+    Ok(CacheParts {
+        flags,
+        line_starts,
+        columns,
+        records,
+        sources,
+        source_index,
+        string_offsets,
+        string_bytes,
+    }
+    .serialize())
+}
+
+fn malformed(e: sourcemap::Error) -> JsError {
+    JsError::MalformedSourceMap(e.to_string())
+}
+
+/// A map with a single token list.
+enum Flat {
+    Regular(SourceMap),
+    Hermes(Box<SourceMapHermes>),
+}
+
+impl Flat {
+    fn sm(&self) -> &SourceMap {
+        match self {
+            Flat::Regular(sm) => sm,
+            Flat::Hermes(smh) => smh,
+        }
+    }
+}
+
+enum Scopes<'a> {
+    None,
+    Smc(SourceMapCache<'a>),
+    Hermes(&'a SourceMapHermes),
+}
+
+/// Flattens an index map, with `@jridgewell/trace-mapping`'s semantics: sections in offset
+/// order, each section's mappings clipped at the next section's offset.
+fn flatten(index: &SourceMapIndex) -> Result<SourceMap, JsError> {
+    let mut builder = SourceMapBuilder::new(index.get_file());
+    let sections: Vec<_> = index.sections().collect();
+    for (i, section) in sections.iter().enumerate() {
+        let (off_line, off_col) = section.get_offset();
+        let stop = sections.get(i + 1).map(|next| next.get_offset());
+        let map: Cow<'_, SourceMap> = match section.get_sourcemap() {
+            Some(DecodedMap::Regular(sm)) => Cow::Borrowed(sm),
+            Some(DecodedMap::Index(nested)) => Cow::Owned(flatten(nested)?),
+            Some(DecodedMap::Hermes(smh)) => Cow::Borrowed(&**smh),
+            None => {
+                return Err(JsError::UnsupportedSourceMap(format!(
+                    "index map section {i} refers to {} instead of embedding its map",
+                    section.get_url().unwrap_or("<no url>")
+                )))
+            }
+        };
+        let ignored: Vec<u32> = map.ignore_list().copied().collect();
+        let mut source_ids = Vec::with_capacity(map.get_source_count() as usize);
+        for (j, source) in map.sources().enumerate() {
+            let id = builder.add_source(source);
+            if let Some(contents) = map.get_source_contents(j as u32) {
+                builder.set_source_contents(id, Some(contents));
+            }
+            if ignored.contains(&(j as u32)) {
+                builder.add_to_ignore_list(id);
+            }
+            source_ids.push(id);
+        }
+        let name_ids: Vec<u32> = map.names().map(|name| builder.add_name(name)).collect();
+        for token in map.tokens() {
+            let (line, col) = token.get_dst();
+            let line = line.checked_add(off_line);
+            let col = if token.get_dst_line() == 0 {
+                col.checked_add(off_col)
+            } else {
+                Some(col)
+            };
+            let (Some(line), Some(col)) = (line, col) else {
+                return Err(JsError::TooLarge(format!(
+                    "index map section {i} places mappings beyond line or column 2^32"
+                )));
+            };
+            if stop.is_some_and(|stop| (line, col) >= stop) {
+                break;
+            }
+            let raw = token.get_raw_token();
+            builder.add_raw(
+                line,
+                col,
+                token.get_src_line(),
+                token.get_src_col(),
+                source_ids.get(raw.src_id as usize).copied(),
+                name_ids.get(raw.name_id as usize).copied(),
+                token.is_range(),
+            );
+        }
+    }
+    Ok(builder.into_sourcemap())
+}
+
+/// Writes the sources table and the sorted path index; copies `sourcesContent` into the
+/// string table.
+fn write_sources(sm: &SourceMap, strings: &mut Strings) -> Result<(Vec<u32>, Vec<u32>), JsError> {
+    let count = sm.get_source_count();
+    if count > MAX_ID {
+        return Err(JsError::TooLarge(format!("{count} sources")));
+    }
+    let ignored: Vec<u32> = sm.ignore_list().copied().collect();
+    let mut sources = Vec::with_capacity(count as usize * SOURCE_WORDS);
+    // (key, priority, source): the raw path wins over a normalized form of another source.
+    let mut keys: Vec<(String, u8, u32)> = Vec::new();
+    for id in 0..count {
+        let raw = sm.get_source(id).unwrap_or_default();
+        let (abs_path, filename) = normalize_source_path(raw);
+        let content = match sm.get_source_contents(id) {
+            Some(text) => {
+                keys.push((raw.to_owned(), 0, id));
+                keys.push((abs_path, 1, id));
+                keys.push((filename.clone(), 2, id));
+                strings.push(text)?
+            }
+            None => NONE,
+        };
+        let flags = if ignored.contains(&id) {
+            SOURCE_IGNORE_LISTED
+        } else {
+            0
+        };
+        sources.extend([strings.intern(raw)?, strings.intern(&filename)?, content, flags]);
+    }
+    keys.sort_unstable();
+    keys.dedup_by(|b, a| a.0 == b.0);
+    let mut index = Vec::with_capacity(keys.len() * INDEX_WORDS);
+    for (key, _, id) in keys {
+        index.extend([strings.intern(&key)?, id]);
+    }
+    Ok((sources, index))
+}
+
+/// Builds symbolic's `SourceMapCache` over the minified source and a copy of the map without
+/// sources content, into `out`. `Err(())` when scopes are unavailable: the source is too
+/// deeply nested to parse safely, or the writer failed or panicked.
+fn scope_cache(sm: &mut SourceMap, minified: &str, out: &mut Vec<u8>) -> Result<(), ()> {
+    if max_bracket_depth(minified) > MAX_NESTING_FOR_SCOPES {
+        return Err(());
+    }
+    // The sources content is already in our string table; the scope cache does not need it.
+    for id in 0..sm.get_source_count() {
+        sm.set_source_contents(id, None);
+    }
+    let mut json = Vec::new();
+    sm.to_writer(&mut json).map_err(|_| ())?;
+    let json = String::from_utf8(json).map_err(|_| ())?;
+    // A third-party JavaScript parser runs here; a panic in it must not take down the build
+    // of a cache that is still useful without scope names.
+    catch_unwind(AssertUnwindSafe(|| {
+        let writer = SourceMapCacheWriter::new(minified, &json).map_err(|_| ())?;
+        writer.serialize(out).map_err(|_| ())
+    }))
+    .map_err(|_| ())?
+}
+
+/// Maximum nesting of `(`, `[` and `{`, counted naively (brackets in strings and comments
+/// count too, which can only overestimate the parser's recursion).
+fn max_bracket_depth(source: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for b in source.bytes() {
+        match b {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+type TokenTables = (Vec<u32>, Vec<u32>, Vec<u32>);
+
+/// Writes line starts, token columns and token records, one token per generated position
+/// (the first one wins).
+fn write_tokens(
+    sm: &SourceMap,
+    scopes: &Scopes<'_>,
+    lines: usize,
+    strings: &mut Strings,
+) -> Result<TokenTables, JsError> {
+    let count = sm.get_token_count() as usize;
+    let mut line_starts = Vec::with_capacity(lines + 1);
+    let mut columns = Vec::with_capacity(count);
+    let mut records = Vec::with_capacity(count * RECORD_WORDS);
+    let mut name_ids = vec![NONE; sm.get_name_count() as usize];
+    let mut scope_names = ScopeNames::default();
+    let mut carried_scope = SCOPE_UNKNOWN;
+    let source_count = sm.get_source_count();
+    let mut previous = None;
+    for token in sm.tokens() {
+        let (line, col) = token.get_dst();
+        if previous == Some((line, col)) {
+            continue;
+        }
+        previous = Some((line, col));
+        while line_starts.len() <= line as usize {
+            line_starts.push(columns.len() as u32);
+        }
+        columns.push(col);
+        let raw = token.get_raw_token();
+        if raw.src_id == NONE || raw.src_id >= source_count {
+            records.extend([NONE, NONE, NONE, NONE, SCOPE_UNKNOWN]);
+            continue;
+        }
+        let source = raw.src_id | if token.is_range() { RANGE_FLAG } else { 0 };
+        let name = match token.get_name() {
+            Some(name) => match name_ids.get_mut(raw.name_id as usize) {
+                Some(id) if *id != NONE => *id,
+                Some(id) => {
+                    *id = strings.intern(name)?;
+                    *id
+                }
+                None => strings.intern(name)?,
+            },
+            None => NONE,
+        };
+        let scope = match scopes {
+            Scopes::None => SCOPE_UNKNOWN,
+            Scopes::Hermes(smh) => match smh.get_scope_for_token(token) {
+                Some(name) => scope_names.id(name, strings)?,
+                None => SCOPE_UNKNOWN,
+            },
+            Scopes::Smc(cache) => {
+                if let Some(found) = cache.lookup(SourcePosition::new(line, col)) {
+                    carried_scope = match found.scope() {
+                        ScopeLookupResult::NamedScope(name) => scope_names.id(name, strings)?,
+                        ScopeLookupResult::AnonymousScope => SCOPE_ANONYMOUS,
+                        ScopeLookupResult::Unknown => SCOPE_UNKNOWN,
+                    };
+                }
+                carried_scope
+            }
+        };
+        records.extend([source, raw.src_line, raw.src_col, name, scope]);
+    }
+    while line_starts.len() <= lines {
+        line_starts.push(columns.len() as u32);
+    }
+    Ok((line_starts, columns, records))
+}
+
+/// Interns scope names, remembering the last one: consecutive tokens mostly share a scope.
+#[derive(Default)]
+struct ScopeNames {
+    last: Option<(String, u32)>,
+}
+
+impl ScopeNames {
+    fn id(&mut self, name: &str, strings: &mut Strings) -> Result<u32, JsError> {
+        if let Some((last, id)) = &self.last {
+            if last == name {
+                return Ok(*id);
+            }
+        }
+        let id = strings.intern(name)?;
+        self.last = Some((name.to_owned(), id));
+        Ok(id)
+    }
+}
+
+/// The string table under construction: short strings are de-duplicated, source texts are not.
+#[derive(Default)]
+struct Strings {
+    bytes: Vec<u8>,
+    offsets: Vec<u32>,
+    ids: HashMap<Box<str>, u32>,
+}
+
+impl Strings {
+    fn intern(&mut self, s: &str) -> Result<u32, JsError> {
+        if let Some(&id) = self.ids.get(s) {
+            return Ok(id);
+        }
+        let id = self.push(s)?;
+        self.ids.insert(s.into(), id);
+        Ok(id)
+    }
+
+    fn push(&mut self, s: &str) -> Result<u32, JsError> {
+        let id = self.offsets.len() as u32;
+        let end = self.bytes.len() as u64 + s.len() as u64;
+        if id >= MAX_ID || end > u64::from(u32::MAX) {
+            return Err(JsError::TooLarge(
+                "more than 4 GiB of names, paths and sources".to_owned(),
+            ));
+        }
+        self.offsets.push(self.bytes.len() as u32);
+        self.bytes.extend_from_slice(s.as_bytes());
+        Ok(id)
+    }
+
+    fn finish(mut self) -> (Vec<u32>, Vec<u8>) {
+        self.offsets.push(self.bytes.len() as u32);
+        (self.offsets, self.bytes)
+    }
+}

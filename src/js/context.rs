@@ -1,0 +1,92 @@
+//! Source context: the lines around a resolved position, trimmed the way Sentry trims them.
+
+/// Lines around a position in a source file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceContext {
+    /// Up to `lines` lines before the context line, in file order.
+    pub pre_context: Vec<String>,
+    /// The line itself.
+    pub context_line: String,
+    /// Up to `lines` lines after the context line.
+    pub post_context: Vec<String>,
+}
+
+/// Lines longer than this many characters are trimmed.
+const MAX_LINE_CHARS: usize = 150;
+/// Width of a trimmed line's window, in characters.
+const WINDOW_CHARS: usize = 140;
+/// How far before the column a trimmed window starts.
+const WINDOW_LEAD: usize = 60;
+
+/// Returns `lines` lines of context before and after the 1-based `line` of `source`
+/// (`None` when the line does not exist). Lines longer than 150 characters are cut to a
+/// 140-character window with `{snip}` markers, as Sentry does: the context line around the
+/// 1-based `column` (UTF-16 code units, as source maps count them), the others from their
+/// start. Lines end at `\n` or `\r\n`.
+pub fn source_context(source: &str, line: u32, column: u32, lines: usize) -> Option<SourceContext> {
+    let index = usize::try_from(line.checked_sub(1)?).ok()?;
+    let first = index.saturating_sub(lines);
+    let mut all = source.lines().skip(first);
+    let pre_context = all
+        .by_ref()
+        .take(index - first)
+        .map(|l| trim_line(l, 0))
+        .collect::<Vec<_>>();
+    if pre_context.len() < index - first {
+        return None;
+    }
+    let context = all.next()?;
+    let context_line = trim_line(context, utf16_to_char_index(context, column.saturating_sub(1)));
+    let post_context = all.take(lines).map(|l| trim_line(l, 0)).collect();
+    Some(SourceContext {
+        pre_context,
+        context_line,
+        post_context,
+    })
+}
+
+/// The index of the character containing the given 0-based UTF-16 offset (or the number of
+/// characters when the offset is past the end).
+fn utf16_to_char_index(line: &str, utf16_offset: u32) -> usize {
+    let mut units = 0usize;
+    for (i, c) in line.chars().enumerate() {
+        units += c.len_utf16();
+        if units > utf16_offset as usize {
+            return i;
+        }
+    }
+    line.chars().count()
+}
+
+/// Sentry's `trim_line`: lines of up to 150 characters are kept; longer ones keep 140
+/// characters starting 60 before `column` (snapped to the line's ends when within 5 of them),
+/// with ` {snip}` / `{snip} ` where text was cut.
+fn trim_line(line: &str, column: usize) -> String {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let len = line.chars().count();
+    if len <= MAX_LINE_CHARS {
+        return line.to_owned();
+    }
+    let column = column.min(len);
+    let mut start = column.saturating_sub(WINDOW_LEAD);
+    if start < 5 {
+        start = 0;
+    }
+    let mut end = (start + WINDOW_CHARS).min(len);
+    if end > len.saturating_sub(5) {
+        end = len;
+    }
+    if end == len {
+        start = end.saturating_sub(WINDOW_CHARS);
+    }
+    let text: String = line.chars().skip(start).take(end - start).collect();
+    let mut out = String::with_capacity(text.len() + 14);
+    if start > 0 {
+        out.push_str("{snip} ");
+    }
+    out.push_str(&text);
+    if end < len {
+        out.push_str(" {snip}");
+    }
+    out
+}

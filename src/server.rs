@@ -1,0 +1,119 @@
+//! Running the service: bind, serve with graceful shutdown, background maintenance.
+//!
+//! [`run`] takes an already bound listener so tests bind port 0 and run the real server.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::config::{Config, LogFormat};
+use crate::http::{router, AppState};
+
+/// Serves until `shutdown` resolves, then stops accepting connections and waits for
+/// requests in flight (uploads included) to finish.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    if state.auth.enabled() {
+        tracing::info!(%addr, store = state.store.describe(), "tracemap listening");
+    } else {
+        tracing::warn!(
+            %addr,
+            store = state.store.describe(),
+            "tracemap listening WITHOUT authentication (no [[auth.tokens]] configured); \
+             loopback only"
+        );
+    }
+    spawn_maintenance(state.clone());
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Periodic work: expire abandoned temp files, sweep expired sentry-cli chunks, keep the
+/// disk cache under its quota.
+fn spawn_maintenance(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            clean_tmp(&state.config.tmp_dir(), Duration::from_secs(24 * 3600));
+            if let Err(e) = crate::sentry::expire(&state).await {
+                tracing::warn!(error = %e, "expiring sentry-cli chunks failed");
+            }
+            state.caches.enforce_quota();
+        }
+    });
+}
+
+/// Removes temporary files older than `age` (left behind by a crash mid-upload).
+pub fn clean_tmp(dir: &std::path::Path, age: Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .map(|t| t.elapsed().unwrap_or_default() > age)
+            .unwrap_or(false);
+        if old {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+pub fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("TRACEMAP_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Loads nothing, opens the store, binds, serves. Used by `tracemap serve`.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::create_dir_all(config.tmp_dir())
+        .with_context(|| format!("creating {}", config.tmp_dir().display()))?;
+    clean_tmp(&config.tmp_dir(), Duration::ZERO);
+    let state = AppState::new(config.clone()).context("opening the store")?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    run(listener, state, shutdown_signal()).await?;
+    Ok(())
+}

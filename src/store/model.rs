@@ -1,0 +1,269 @@
+//! The stored records: upload manifests and what they list. Serialized as JSON; fields are
+//! only ever added (with defaults), so older manifests keep reading.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use object_store::path::Path;
+use serde::{Deserialize, Serialize};
+
+use super::Store;
+use crate::types::{ArtifactUrl, Dist, ProjectId, Release, Sha256};
+
+/// The ID of one upload: a ULID, so IDs sort by time and "newest wins" is a comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UploadId(pub ulid::Ulid);
+
+impl UploadId {
+    pub fn new() -> Self {
+        UploadId(ulid::Ulid::new())
+    }
+}
+
+impl Default for UploadId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for UploadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for UploadId {
+    type Err = ulid::DecodeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(UploadId)
+    }
+}
+
+/// How the files of an upload reached us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadSource {
+    /// Multipart `POST …/releases/{r}/files`.
+    Files,
+    /// A zip: Sentry artifact bundle or a plain build directory.
+    Bundle,
+    /// Native debug files.
+    DebugFiles,
+    /// sentry-cli's chunked assemble.
+    SentryCli,
+    /// A deletion of single artifacts (tombstones only).
+    Delete,
+}
+
+/// One upload: the commit point that makes its files visible.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadManifest {
+    pub id: UploadId,
+    pub project: ProjectId,
+    #[serde(default)]
+    pub release: Option<Release>,
+    #[serde(default)]
+    pub dist: Option<Dist>,
+    /// RFC 3339.
+    pub uploaded_at: String,
+    pub source: UploadSource,
+    #[serde(default)]
+    pub artifacts: Vec<ArtifactEntry>,
+    #[serde(default)]
+    pub debug_files: Vec<DebugFileEntry>,
+    /// URLs this upload removes from its release (newest wins, like any other entry).
+    #[serde(default)]
+    pub deleted_urls: Vec<ArtifactUrl>,
+}
+
+impl UploadManifest {
+    pub fn new(project: ProjectId, source: UploadSource) -> Self {
+        UploadManifest {
+            id: UploadId::new(),
+            project,
+            release: None,
+            dist: None,
+            uploaded_at: now_rfc3339(),
+            source,
+            artifacts: Vec::new(),
+            debug_files: Vec::new(),
+            deleted_urls: Vec::new(),
+        }
+    }
+
+    /// The pointer prefixes under which this upload must be findable.
+    pub fn pointer_keys(&self) -> Vec<Path> {
+        let mut keys = Vec::new();
+        if let Some(release) = &self.release {
+            keys.push(Store::release_prefix(&self.project, release));
+        }
+        let mut debug_ids: Vec<_> = self
+            .artifacts
+            .iter()
+            .filter_map(|a| a.debug_id)
+            .chain(self.debug_files.iter().filter_map(|d| d.debug_id))
+            .collect();
+        debug_ids.sort();
+        debug_ids.dedup();
+        keys.extend(
+            debug_ids
+                .iter()
+                .map(|id| Store::debug_id_prefix(&self.project, id)),
+        );
+        let mut code_ids: Vec<_> = self
+            .debug_files
+            .iter()
+            .filter_map(|d| d.code_id.clone())
+            .collect();
+        code_ids.sort();
+        code_ids.dedup();
+        keys.extend(
+            code_ids
+                .iter()
+                .map(|id| Store::code_id_prefix(&self.project, id)),
+        );
+        keys
+    }
+
+    /// Every blob this manifest references.
+    pub fn blobs(&self) -> impl Iterator<Item = &Sha256> {
+        self.artifacts
+            .iter()
+            .map(|a| &a.sha256)
+            .chain(self.debug_files.iter().map(|d| &d.sha256))
+    }
+}
+
+/// What a JS-side artifact is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArtifactKind {
+    MinifiedSource,
+    SourceMap,
+    /// An original source file (context when a map has no `sourcesContent`).
+    Source,
+}
+
+impl ArtifactKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArtifactKind::MinifiedSource => "minified_source",
+            ArtifactKind::SourceMap => "source_map",
+            ArtifactKind::Source => "source",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "minified_source" | "minified" => Some(ArtifactKind::MinifiedSource),
+            "source_map" | "sourcemap" => Some(ArtifactKind::SourceMap),
+            "source" => Some(ArtifactKind::Source),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArtifactEntry {
+    pub url: ArtifactUrl,
+    pub kind: ArtifactKind,
+    pub sha256: Sha256,
+    pub size: u64,
+    /// From `//# debugId=` or the map's `debugId`/`debug_id`, or the bundle header.
+    #[serde(default)]
+    pub debug_id: Option<debugid::DebugId>,
+    /// The map reference of a minified file: header `Sourcemap`/`X-SourceMap`, else the last
+    /// `//# sourceMappingURL=` comment, exactly as written (resolved at lookup time).
+    #[serde(default)]
+    pub sourcemap_ref: Option<String>,
+    /// Headers as given by a bundle manifest, lowercase names.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// What kind of native debug file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DebugFileFormat {
+    Elf,
+    MachO,
+    Pe,
+    Pdb,
+    PortablePdb,
+    Breakpad,
+    Wasm,
+    SourceBundle,
+    /// Split DWARF: a `.dwo` unit or a `.dwp` package, found by DWO ID.
+    SplitDwarf,
+}
+
+impl DebugFileFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DebugFileFormat::Elf => "elf",
+            DebugFileFormat::MachO => "macho",
+            DebugFileFormat::Pe => "pe",
+            DebugFileFormat::Pdb => "pdb",
+            DebugFileFormat::PortablePdb => "portablepdb",
+            DebugFileFormat::Breakpad => "breakpad",
+            DebugFileFormat::Wasm => "wasm",
+            DebugFileFormat::SourceBundle => "sourcebundle",
+            DebugFileFormat::SplitDwarf => "split_dwarf",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Features {
+    pub symtab: bool,
+    pub debug: bool,
+    pub unwind: bool,
+    pub sources: bool,
+}
+
+impl Features {
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.symtab {
+            v.push("symtab");
+        }
+        if self.debug {
+            v.push("debug");
+        }
+        if self.unwind {
+            v.push("unwind");
+        }
+        if self.sources {
+            v.push("sources");
+        }
+        v
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DebugFileEntry {
+    /// The file name as uploaded (base name, or path inside a zip).
+    pub name: String,
+    pub sha256: Sha256,
+    pub size: u64,
+    pub format: DebugFileFormat,
+    /// `exe`, `dbg`, `lib`, `rel`, `src`, …
+    pub object_kind: String,
+    pub arch: String,
+    pub debug_id: Option<debugid::DebugId>,
+    pub code_id: Option<debugid::CodeId>,
+    pub features: Features,
+    /// For multi-object archives (fat Mach-O): which object of the file this is.
+    #[serde(default)]
+    pub object_index: usize,
+    /// Split DWARF: the DWO IDs this unit or package provides (hex).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dwo_ids: Vec<String>,
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}

@@ -1,0 +1,247 @@
+//! `TestApp`: the real router over a temporary data directory, plus request helpers.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+use tracemap::config::Config;
+use tracemap::http::{router, AppState};
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+pub fn fixture(rel: &str) -> Vec<u8> {
+    let p = fixtures().join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
+}
+
+pub struct TestApp {
+    pub state: AppState,
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body[..self.body.len().min(500)])
+            )
+        })
+    }
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
+    }
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert!(
+            self.status.is_success(),
+            "{}: {}",
+            self.status,
+            String::from_utf8_lossy(&self.body)
+        );
+        self
+    }
+}
+
+impl TestApp {
+    pub fn new() -> TestApp {
+        Self::with_config(|_| {})
+    }
+
+    pub fn with_config(edit: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        edit(&mut config);
+        config.validate().expect("test config is valid");
+        let state = AppState::new(config).expect("state");
+        TestApp { state, dir }
+    }
+
+    /// A second app over the same data directory (a restart, or another replica).
+    pub fn reopen(&self) -> AppState {
+        AppState::new(self.state.config.clone()).expect("state")
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = router(self.state.clone())
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
+        Reply { status, body }
+    }
+
+    pub async fn get(&self, uri: &str) -> Reply {
+        self.send(req(Method::GET, uri, None, Body::empty())).await
+    }
+
+    pub async fn delete(&self, uri: &str) -> Reply {
+        self.send(req(Method::DELETE, uri, None, Body::empty())).await
+    }
+
+    pub async fn post_json(&self, uri: &str, body: &serde_json::Value) -> Reply {
+        self.send(
+            Request::builder()
+                .method(Method::POST)
+                .uri(uri)
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(body).expect("json")))
+                .expect("request"),
+        )
+        .await
+    }
+
+    pub async fn post_bytes(&self, uri: &str, bytes: Vec<u8>) -> Reply {
+        self.send(req(Method::POST, uri, None, Body::from(bytes))).await
+    }
+
+    pub async fn post_multipart(&self, uri: &str, form: Multipart) -> Reply {
+        self.send(form.request(uri, None)).await
+    }
+
+    /// Uploads files to a release: (url, bytes) pairs.
+    pub async fn upload_release(
+        &self,
+        project: &str,
+        release: &str,
+        dist: Option<&str>,
+        files: &[(&str, &[u8])],
+    ) -> Reply {
+        let mut form = Multipart::new();
+        if let Some(d) = dist {
+            form = form.text("dist", d);
+        }
+        for (url, bytes) in files {
+            let name = url.rsplit('/').next().unwrap_or("file");
+            form = form.text("url", url).file("file", name, bytes);
+        }
+        self.post_multipart(
+            &format!("/api/v1/projects/{project}/releases/{}/files", enc(release)),
+            form,
+        )
+        .await
+    }
+
+    pub async fn upload_debug_file(&self, project: &str, name: &str, bytes: Vec<u8>) -> Reply {
+        self.post_bytes(
+            &format!("/api/v1/projects/{project}/debug-files?name={}", enc(name)),
+            bytes,
+        )
+        .await
+    }
+}
+
+pub fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+pub fn req(method: Method, uri: &str, token: Option<&str>, body: Body) -> Request<Body> {
+    let mut b = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    b.body(body).expect("request")
+}
+
+/// A hand-built multipart/form-data body.
+#[derive(Default)]
+pub struct Multipart {
+    body: Vec<u8>,
+}
+
+pub const BOUNDARY: &str = "----tracemap-test-boundary";
+
+impl Multipart {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn text(mut self, name: &str, value: &str) -> Self {
+        self.body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+        self
+    }
+    pub fn file(mut self, name: &str, filename: &str, bytes: &[u8]) -> Self {
+        self.body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        self.body.extend_from_slice(bytes);
+        self.body.extend_from_slice(b"\r\n");
+        self
+    }
+    pub fn finish(mut self) -> Vec<u8> {
+        self.body
+            .extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        self.body
+    }
+    pub fn request(self, uri: &str, token: Option<&str>) -> Request<Body> {
+        let mut b = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            );
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        b.body(Body::from(self.finish())).expect("request")
+    }
+}
+
+/// Writes a zip with the given (name, bytes) entries, deflated.
+pub fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, bytes) in entries {
+        w.start_file(*name, opts).expect("zip entry");
+        w.write_all(bytes).expect("zip write");
+    }
+    w.finish().expect("zip finish").into_inner()
+}
+
+/// A small valid source map for `app.js` whose single mapping is known by construction:
+/// generated 1:0 → original `src/app.js` 10:4, name `boom`.
+pub fn tiny_map(debug_id: Option<&str>) -> Vec<u8> {
+    let mut v = serde_json::json!({
+        "version": 3,
+        "file": "app.js",
+        "sources": ["src/app.js"],
+        "sourcesContent": ["// line 1\n\n\n\n\n\n\n\n\n    boom();\n"],
+        "names": ["boom"],
+        "mappings": "AASIA"
+    });
+    if let Some(id) = debug_id {
+        v["debugId"] = serde_json::Value::String(id.into());
+    }
+    serde_json::to_vec(&v).expect("json")
+}

@@ -1,0 +1,1 @@
+//! JS symbolication through HTTP.

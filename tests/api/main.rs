@@ -1,0 +1,12 @@
+//! The one integration test binary: the real router (or a real socket) over a temporary data
+//! directory, fed with real artifacts from `fixtures/`.
+
+mod common;
+
+mod auth;
+mod crash;
+mod debug_files;
+mod js;
+mod native;
+mod ops;
+mod uploads;

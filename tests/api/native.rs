@@ -1,0 +1,1 @@
+//! Native symbolication through HTTP.
