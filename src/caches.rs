@@ -72,8 +72,7 @@ impl Caches {
             texts: moka::future::Cache::builder()
                 .max_capacity(memory_budget / 8)
                 .weigher(|k: &String, v: &Option<Arc<str>>| {
-                    (v.as_ref().map_or(0, |t| t.len()) + k.len() + 64).min(u32::MAX as usize)
-                        as u32
+                    (v.as_ref().map_or(0, |t| t.len()) + k.len() + 64).min(u32::MAX as usize) as u32
                 })
                 .build(),
             builders: Arc::new(Semaphore::new(config.cache.build_workers)),
@@ -164,7 +163,9 @@ impl Caches {
         let tmp = crate::ingest::tmp_path(dir);
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, path)?;
-        let total = self.disk_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed)
+        let total = self
+            .disk_bytes
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed)
             + bytes.len() as u64;
         if total > self.quota {
             self.enforce_quota();
@@ -219,7 +220,11 @@ impl Caches {
     }
 
     /// One file of an uploaded source bundle, by its path, cached in memory.
-    pub async fn bundle_source(&self, bundle: &crate::types::Sha256, path: &str) -> Option<Arc<str>> {
+    pub async fn bundle_source(
+        &self,
+        bundle: &crate::types::Sha256,
+        path: &str,
+    ) -> Option<Arc<str>> {
         let store = self.store.clone();
         let key = format!("bundle:{bundle}:{path}");
         let sha = bundle.clone();

@@ -299,7 +299,9 @@ impl Config {
             return invalid("cache.build_workers must be at least 1".into());
         }
         if self.limits.max_frames == 0 || self.limits.max_concurrent_requests == 0 {
-            return invalid("limits.max_frames and limits.max_concurrent_requests must be > 0".into());
+            return invalid(
+                "limits.max_frames and limits.max_concurrent_requests must be > 0".into(),
+            );
         }
         if let Some(url) = &self.public_url {
             if url::Url::parse(url).is_err() {
@@ -366,9 +368,7 @@ fn apply_env(
 /// Parses `1024`, `"512KiB"`, `"10MB"`, `"2GiB"`.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: u64 = num
         .parse()

@@ -105,7 +105,10 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(code, %message, "request failed");
         }
-        crate::metrics::global().errors.get_or_create(&crate::metrics::CodeLabel { code }).inc();
+        crate::metrics::global()
+            .errors
+            .get_or_create(&crate::metrics::CodeLabel { code })
+            .inc();
         let body = serde_json::json!({
             "error": {"code": code, "message": message},
             // sentry-cli prints `detail` for failed requests.

@@ -121,7 +121,11 @@ pub fn global() -> &'static Metrics {
             "Bytes of new blobs written to the store (deduplicated)",
             m.stored_bytes.clone(),
         );
-        registry.register("store_errors", "Failed store operations", m.store_errors.clone());
+        registry.register(
+            "store_errors",
+            "Failed store operations",
+            m.store_errors.clone(),
+        );
         registry.register(
             "frames",
             "Frames symbolicated, by platform and status",

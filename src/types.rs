@@ -248,9 +248,14 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(ArtifactUrl::parse("static/app.js").unwrap().as_str(), "~/static/app.js");
         assert_eq!(
-            ArtifactUrl::parse("https://x.io/a.js#frag").unwrap().as_str(),
+            ArtifactUrl::parse("static/app.js").unwrap().as_str(),
+            "~/static/app.js"
+        );
+        assert_eq!(
+            ArtifactUrl::parse("https://x.io/a.js#frag")
+                .unwrap()
+                .as_str(),
             "https://x.io/a.js"
         );
         assert!(ArtifactUrl::parse("~/").is_err());

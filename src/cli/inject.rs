@@ -49,7 +49,9 @@ pub fn inject_file(js_path: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
     let insert_line = usize::from(text.starts_with("#!"));
     let map_path = match &comments.sourcemap_url {
         Some(u) if u.starts_with("data:") => None,
-        Some(u) => js_path.parent().map(|d| d.join(u.split(['?', '#']).next().unwrap_or(u))),
+        Some(u) => js_path
+            .parent()
+            .map(|d| d.join(u.split(['?', '#']).next().unwrap_or(u))),
         None => Some(PathBuf::from(format!("{}.map", js_path.display()))),
     }
     .filter(|p| p.is_file());
@@ -78,8 +80,8 @@ pub fn inject_file(js_path: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
     out.push_str(&format!("//# debugId={id}\n"));
 
     if let Some(map_path) = &map_path {
-        let raw = std::fs::read(map_path)
-            .with_context(|| format!("reading {}", map_path.display()))?;
+        let raw =
+            std::fs::read(map_path).with_context(|| format!("reading {}", map_path.display()))?;
         let mut map: serde_json::Value = serde_json::from_slice(&raw)
             .with_context(|| format!("{} is not JSON", map_path.display()))?;
         shift_map(&mut map, insert_line);
@@ -142,7 +144,8 @@ pub fn run(dir: &Path, dry_run: bool) -> anyhow::Result<()> {
                 println!(
                     "{} {id}{}",
                     entry.path().display(),
-                    map.map(|m| format!(" (+ {})", m.display())).unwrap_or_default()
+                    map.map(|m| format!(" (+ {})", m.display()))
+                        .unwrap_or_default()
                 );
             }
             Outcome::AlreadyInjected => skipped += 1,
@@ -150,7 +153,11 @@ pub fn run(dir: &Path, dry_run: bool) -> anyhow::Result<()> {
     }
     println!(
         "{injected} file(s) {}, {skipped} already had a debug ID",
-        if dry_run { "would be injected" } else { "injected" }
+        if dry_run {
+            "would be injected"
+        } else {
+            "injected"
+        }
     );
     Ok(())
 }
@@ -164,10 +171,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let js = dir.path().join("app.js");
         let map = dir.path().join("app.js.map");
-        std::fs::write(&js, "function a(){throw new Error}a();\n//# sourceMappingURL=app.js.map\n").unwrap();
-        std::fs::write(&map, r#"{"version":3,"sources":["a.js"],"names":[],"mappings":"AAAA"}"#).unwrap();
+        std::fs::write(
+            &js,
+            "function a(){throw new Error}a();\n//# sourceMappingURL=app.js.map\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &map,
+            r#"{"version":3,"sources":["a.js"],"names":[],"mappings":"AAAA"}"#,
+        )
+        .unwrap();
         let first = inject_file(&js, false).unwrap();
-        let Outcome::Injected { id, .. } = first else { panic!("not injected") };
+        let Outcome::Injected { id, .. } = first else {
+            panic!("not injected")
+        };
         assert_eq!(inject_file(&js, false).unwrap(), Outcome::AlreadyInjected);
         let text = std::fs::read_to_string(&js).unwrap();
         assert!(text.ends_with(&format!("//# debugId={id}\n")));
@@ -176,7 +193,8 @@ mod tests {
         assert_eq!(m["mappings"], ";AAAA");
         // Same content, same ID.
         assert_eq!(
-            debug_id_for(b"function a(){throw new Error}a();\n//# sourceMappingURL=app.js.map\n").to_string(),
+            debug_id_for(b"function a(){throw new Error}a();\n//# sourceMappingURL=app.js.map\n")
+                .to_string(),
             id
         );
     }

@@ -14,7 +14,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{Config, LogFormat, Overrides};
 
 #[derive(Debug, Parser)]
-#[command(name = "tracemap", version, about = "Self-hosted symbolication for JavaScript and native stack traces")]
+#[command(
+    name = "tracemap",
+    version,
+    about = "Self-hosted symbolication for JavaScript and native stack traces"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

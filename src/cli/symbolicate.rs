@@ -51,7 +51,10 @@ pub async fn run(args: SymbolicateArgs) -> anyhow::Result<()> {
     let status = response.status();
     let v: serde_json::Value = response.json().await.context("reading the response")?;
     if !status.is_success() {
-        bail!("HTTP {status}: {}", v["error"]["message"].as_str().unwrap_or("request failed"));
+        bail!(
+            "HTTP {status}: {}",
+            v["error"]["message"].as_str().unwrap_or("request failed")
+        );
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -66,7 +69,12 @@ pub fn render(v: &serde_json::Value, native: bool) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let s = |x: &serde_json::Value| x.as_str().unwrap_or("?").to_owned();
-    for (i, st) in v["stacktraces"].as_array().into_iter().flatten().enumerate() {
+    for (i, st) in v["stacktraces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let _ = writeln!(out, "stack trace {i}:");
         for f in st["frames"].as_array().into_iter().flatten() {
             if native {
@@ -80,7 +88,10 @@ pub fn render(v: &serde_json::Value, native: bool) -> String {
                     s(&f["instruction_addr"]),
                     f["function"].as_str().unwrap_or("<unknown>"),
                     s(&f["status"]),
-                    f["diagnostic"].as_str().map(|d| format!(": {d}")).unwrap_or_default()
+                    f["diagnostic"]
+                        .as_str()
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default()
                 );
             } else {
                 let ok = f["data"]["symbolicated"].as_bool().unwrap_or(false);
@@ -88,20 +99,32 @@ pub fn render(v: &serde_json::Value, native: bool) -> String {
                     out,
                     "  {} at {}:{}:{}{}",
                     f["function"].as_str().unwrap_or("<anonymous>"),
-                    f["filename"].as_str().or(f["abs_path"].as_str()).unwrap_or("?"),
+                    f["filename"]
+                        .as_str()
+                        .or(f["abs_path"].as_str())
+                        .unwrap_or("?"),
                     f["lineno"],
                     f["colno"],
                     if ok {
                         String::new()
                     } else {
-                        format!("  [unresolved: {}]", f["data"]["diagnostic"].as_str().unwrap_or("?"))
+                        format!(
+                            "  [unresolved: {}]",
+                            f["data"]["diagnostic"].as_str().unwrap_or("?")
+                        )
                     }
                 );
             }
         }
     }
     for e in v["errors"].as_array().into_iter().flatten() {
-        let _ = writeln!(out, "error {}: {} ({})", s(&e["type"]), s(&e["abs_path"]), s(&e["diagnostic"]));
+        let _ = writeln!(
+            out,
+            "error {}: {} ({})",
+            s(&e["type"]),
+            s(&e["abs_path"]),
+            s(&e["diagnostic"])
+        );
     }
     out
 }

@@ -96,16 +96,25 @@ fn sha256_file(path: &Path) -> anyhow::Result<(String, u64)> {
 
 /// Walks `dir` and pairs each JavaScript file with its map (by `sourceMappingURL`, else the
 /// sibling `.map`). Returns the files and human-readable warnings.
-fn collect_sourcemaps(dir: &Path, url_prefix: &str) -> anyhow::Result<(Vec<LocalFile>, Vec<String>)> {
+fn collect_sourcemaps(
+    dir: &Path,
+    url_prefix: &str,
+) -> anyhow::Result<(Vec<LocalFile>, Vec<String>)> {
     let mut files = Vec::new();
     let mut rel_paths: HashMap<String, usize> = HashMap::new();
-    for entry in walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name() {
+    for entry in walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+    {
         let entry = entry?;
         if !entry.file_type().is_file() {
             continue;
         }
         let path = entry.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         let kind = if name.ends_with(".map") {
             "source_map"
         } else if [".js", ".mjs", ".cjs", ".jsx", ".ts", ".tsx", ".bundle"]
@@ -253,7 +262,11 @@ pub async fn sourcemaps(args: SourcemapsArgs) -> anyhow::Result<()> {
     let client = client()?;
     let base = api(
         &args.server,
-        &format!("projects/{}/releases/{}/files", seg(&args.project), seg(&args.release)),
+        &format!(
+            "projects/{}/releases/{}/files",
+            seg(&args.project),
+            seg(&args.release)
+        ),
     );
     // What the server already has: (url, dist) → sha256.
     let mut existing: HashMap<String, String> = HashMap::new();
@@ -286,7 +299,10 @@ pub async fn sourcemaps(args: SourcemapsArgs) -> anyhow::Result<()> {
     let mut batches: Vec<Vec<LocalFile>> = Vec::new();
     let mut size = 0;
     for f in send.iter().cloned() {
-        if batches.last().is_none_or(|b| b.len() >= 100 || size + f.size > 32 << 20) {
+        if batches
+            .last()
+            .is_none_or(|b| b.len() >= 100 || size + f.size > 32 << 20)
+        {
             batches.push(Vec::new());
             size = 0;
         }
@@ -311,10 +327,10 @@ pub async fn sourcemaps(args: SourcemapsArgs) -> anyhow::Result<()> {
                 }
                 for (f, bytes) in batch.iter().zip(&contents) {
                     let name = f.url.rsplit('/').next().unwrap_or("file").to_owned();
-                    form = form
-                        .text("url", f.url.clone())
-                        .text("type", f.kind)
-                        .part("file", reqwest::multipart::Part::bytes(bytes.clone()).file_name(name));
+                    form = form.text("url", f.url.clone()).text("type", f.kind).part(
+                        "file",
+                        reqwest::multipart::Part::bytes(bytes.clone()).file_name(name),
+                    );
                 }
                 Ok(authed(client.post(&base), &args.server).multipart(form))
             },
@@ -333,7 +349,11 @@ pub async fn sourcemaps(args: SourcemapsArgs) -> anyhow::Result<()> {
         pb.inc(batch.iter().map(|f| f.size).sum());
     }
     pb.finish_and_clear();
-    let pairs = send.iter().chain(&skip).filter(|f| f.kind == "minified_source").count();
+    let pairs = send
+        .iter()
+        .chain(&skip)
+        .filter(|f| f.kind == "minified_source")
+        .count();
     println!(
         "release {}{}: {uploaded} file(s) uploaded, {} already on the server; {pairs} minified file(s) paired with a source map; {} warning(s)",
         args.release,
@@ -352,7 +372,10 @@ fn collect_debug_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         if !p.exists() {
             bail!("{} does not exist", p.display());
         }
-        for entry in walkdir::WalkDir::new(p).follow_links(true).sort_by_file_name() {
+        for entry in walkdir::WalkDir::new(p)
+            .follow_links(true)
+            .sort_by_file_name()
+        {
             let entry = entry?;
             if !entry.file_type().is_file() {
                 continue;
@@ -383,7 +406,10 @@ pub async fn debug_files(args: DebugFilesArgs) -> anyhow::Result<()> {
         bail!("no debug files found");
     }
     let client = client()?;
-    let url = api(&args.server, &format!("projects/{}/debug-files", seg(&args.project)));
+    let url = api(
+        &args.server,
+        &format!("projects/{}/debug-files", seg(&args.project)),
+    );
     let total: u64 = files
         .iter()
         .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
@@ -392,7 +418,11 @@ pub async fn debug_files(args: DebugFilesArgs) -> anyhow::Result<()> {
     let mut failures = 0;
     let mut skipped = 0;
     for path in &files {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("upload").to_owned();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("upload")
+            .to_owned();
         let (sha, size) = sha256_file(path)?;
         // Skip a file the server has: same debug ID listed with the same SHA-256.
         if let Ok(bytes) = std::fs::read(path) {
@@ -452,7 +482,11 @@ pub async fn debug_files(args: DebugFilesArgs) -> anyhow::Result<()> {
                 d["code_id"].as_str().unwrap_or("-"),
                 d["features"]
                     .as_array()
-                    .map(|f| f.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", "))
+                    .map(|f| f
+                        .iter()
+                        .filter_map(|x| x.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "))
                     .unwrap_or_default(),
             );
         }
@@ -481,10 +515,16 @@ pub fn check(path: &Path) -> anyhow::Result<()> {
         fields.insert("kind", o.format.as_str().to_owned());
         fields.insert("type", o.object_kind.clone());
         fields.insert("arch", o.arch.clone());
-        fields.insert("debug_id", o.debug_id.map(|d| d.to_string()).unwrap_or("-".into()));
+        fields.insert(
+            "debug_id",
+            o.debug_id.map(|d| d.to_string()).unwrap_or("-".into()),
+        );
         fields.insert(
             "code_id",
-            o.code_id.as_ref().map(|c| c.to_string()).unwrap_or("-".into()),
+            o.code_id
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or("-".into()),
         );
         fields.insert("features", o.features.names().join(", "));
         if !o.dwo_ids.is_empty() {

@@ -3,7 +3,7 @@
 
 mod ops;
 mod symbolicate;
-mod upload;
+pub(crate) mod upload;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -99,7 +99,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/projects/{project}/releases/{release}",
             delete(upload::delete_release),
         )
-        .route("/api/v1/projects/{project}/releases", get(upload::list_releases))
+        .route(
+            "/api/v1/projects/{project}/releases",
+            get(upload::list_releases),
+        )
         .route("/api/v1/projects/{project}/bundles", post(upload::bundle))
         .route(
             "/api/v1/projects/{project}/debug-files",
@@ -139,7 +142,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .fallback(ops::not_found)
         .layer(middleware::from_fn(observe))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(ops::panic_response))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            ops::panic_response,
+        ))
         .with_state(state)
 }
 
@@ -170,11 +175,11 @@ async fn observe(request: Request, next: Next) -> Response {
 /// Admits a request when fewer than `max_concurrent_requests` are in flight; waits up to a
 /// second for a slot, then answers 503 (which sentry-cli and most clients retry).
 async fn bounded(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let permit =
-        match tokio::time::timeout(Duration::from_secs(1), state.in_flight.acquire()).await {
-            Ok(Ok(p)) => p,
-            _ => return ApiError::Busy.into_response(),
-        };
+    let permit = match tokio::time::timeout(Duration::from_secs(1), state.in_flight.acquire()).await
+    {
+        Ok(Ok(p)) => p,
+        _ => return ApiError::Busy.into_response(),
+    };
     let response = next.run(request).await;
     drop(permit);
     response

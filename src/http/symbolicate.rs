@@ -13,9 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::types::ProjectId;
 use crate::wire::{JsRequest, JsResponse, NativeRequest, NativeResponse};
 
-fn parse_body<T: serde::de::DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<T> {
+fn parse_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> ApiResult<T> {
     let body = body.map_err(|e| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large("body_too_large", e.body_text())
@@ -33,7 +31,9 @@ async fn authorised_project(
     project: &str,
 ) -> ApiResult<ProjectId> {
     let project = ProjectId::parse(project)?;
-    state.auth.check(headers, Scope::Symbolicate, Some(&project))?;
+    state
+        .auth
+        .check(headers, Scope::Symbolicate, Some(&project))?;
     Ok(project)
 }
 

@@ -1,6 +1,5 @@
 //! Upload, list, download and delete handlers. Bodies are streamed to temporary files,
 //! validated as a whole, and only then stored and committed (see `crate::store`).
-
 use std::collections::BTreeMap;
 
 use axum::body::Body;
@@ -220,7 +219,10 @@ pub async fn release_files(
     if files.is_empty() {
         return Err(IngestError::Empty.into());
     }
-    let dist = dist.filter(|d| !d.is_empty()).map(|d| Dist::parse(&d)).transpose()?;
+    let dist = dist
+        .filter(|d| !d.is_empty())
+        .map(|d| Dist::parse(&d))
+        .transpose()?;
     let mut inputs = Vec::with_capacity(files.len());
     for f in files {
         let url = match f.url {
@@ -251,9 +253,7 @@ pub(crate) struct JsInput {
 }
 
 /// Classifies and validates JS-side files (blocking work, off the async threads).
-pub(crate) async fn prepare_js(
-    inputs: Vec<JsInput>,
-) -> ApiResult<(Vec<Prepared>, Vec<String>)> {
+pub(crate) async fn prepare_js(inputs: Vec<JsInput>) -> ApiResult<(Vec<Prepared>, Vec<String>)> {
     tokio::task::spawn_blocking(move || prepare_js_blocking(inputs))
         .await
         .map_err(ApiError::internal)?
@@ -269,7 +269,11 @@ fn prepare_js_blocking(inputs: Vec<JsInput>) -> ApiResult<(Vec<Prepared>, Vec<St
         let mut facts = ingest::js::classify(&input.received.name, &bytes, input.kind)?;
         drop(bytes);
         // Manifest headers win over what the file says.
-        if let Some(id) = input.headers.get("debug-id").or(input.headers.get("debug_id")) {
+        if let Some(id) = input
+            .headers
+            .get("debug-id")
+            .or(input.headers.get("debug_id"))
+        {
             facts.debug_id = Some(parse_debug_id(id)?);
         }
         if let Some(r) = input
@@ -279,13 +283,14 @@ fn prepare_js_blocking(inputs: Vec<JsInput>) -> ApiResult<(Vec<Prepared>, Vec<St
         {
             facts.sourcemap_ref = Some(r.clone());
         }
-        if facts.kind == ArtifactKind::Source
-            && urls.contains(&format!("{}.map", input.url))
-        {
+        if facts.kind == ArtifactKind::Source && urls.contains(&format!("{}.map", input.url)) {
             facts.kind = ArtifactKind::MinifiedSource;
         }
         if let Some(problem) = &facts.inline_map_problem {
-            warnings.push(format!("{}: inline source map unusable: {problem}", input.url));
+            warnings.push(format!(
+                "{}: inline source map unusable: {problem}",
+                input.url
+            ));
         }
         let mut headers = input.headers;
         if let Some(problem) = facts.inline_map_problem.take() {
@@ -294,7 +299,12 @@ fn prepare_js_blocking(inputs: Vec<JsInput>) -> ApiResult<(Vec<Prepared>, Vec<St
         if let Some(map) = facts.inline_map.take() {
             // Stored as a blob of its own so a lookup never re-decodes the data: URL.
             let mut w = ingest::HashingWriter::new(
-                input.received.file.path.parent().unwrap_or(std::path::Path::new(".")),
+                input
+                    .received
+                    .file
+                    .path
+                    .parent()
+                    .unwrap_or(std::path::Path::new(".")),
                 u64::MAX,
                 "inline map",
             )?;
@@ -326,14 +336,38 @@ fn prepare_js_blocking(inputs: Vec<JsInput>) -> ApiResult<(Vec<Prepared>, Vec<St
 /// Stores the blobs, then commits the manifest. Nothing is visible until the last step.
 pub(crate) async fn commit(
     state: &AppState,
-    mut manifest: UploadManifest,
+    manifest: UploadManifest,
     prepared: Vec<Prepared>,
     warnings: Vec<String>,
 ) -> ApiResult<UploadResponse> {
+    let manifest = commit_manifest(state, manifest, prepared).await?;
+    Ok(UploadResponse {
+        upload_id: manifest.id.to_string(),
+        project: manifest.project.to_string(),
+        release: manifest.release.as_ref().map(|r| r.to_string()),
+        dist: manifest.dist.as_ref().map(|d| d.to_string()),
+        artifacts: manifest.artifacts.iter().map(ArtifactView::of).collect(),
+        debug_files: manifest.debug_files.iter().map(DebugFileView::of).collect(),
+        warnings,
+    })
+}
+
+/// The storing half of [`commit`]: returns the manifest as committed.
+pub(crate) async fn commit_manifest(
+    state: &AppState,
+    mut manifest: UploadManifest,
+    prepared: Vec<Prepared>,
+) -> ApiResult<UploadManifest> {
     use futures::{StreamExt, TryStreamExt};
     let jobs: Vec<(crate::types::Sha256, std::path::PathBuf, u64)> = prepared
         .iter()
-        .map(|p| (p.file.sha256.clone(), p.file.path.to_path_buf(), p.file.size))
+        .map(|p| {
+            (
+                p.file.sha256.clone(),
+                p.file.path.to_path_buf(),
+                p.file.size,
+            )
+        })
         .collect();
     futures::stream::iter(jobs.into_iter().map(|(sha, path, size)| {
         let store = state.store.clone();
@@ -374,15 +408,7 @@ pub(crate) async fn commit(
         debug_files = manifest.debug_files.len(),
         "upload committed"
     );
-    Ok(UploadResponse {
-        upload_id: manifest.id.to_string(),
-        project: manifest.project.to_string(),
-        release: manifest.release.as_ref().map(|r| r.to_string()),
-        dist: manifest.dist.as_ref().map(|d| d.to_string()),
-        artifacts: manifest.artifacts.iter().map(ArtifactView::of).collect(),
-        debug_files: manifest.debug_files.iter().map(DebugFileView::of).collect(),
-        warnings,
-    })
+    Ok(manifest)
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
@@ -475,8 +501,8 @@ pub(crate) async fn prepare_bundle(
                 .map(|r| (r.name.clone(), r))
                 .collect();
             for (path, file) in bm.files {
-                let Some(received) = ingest::safe_relative_path(&path)
-                    .and_then(|p| by_name.remove(&p))
+                let Some(received) =
+                    ingest::safe_relative_path(&path).and_then(|p| by_name.remove(&p))
                 else {
                     return Err(IngestError::ManifestInvalid(format!(
                         "manifest lists {path:?} but the zip has no such file"
@@ -792,7 +818,10 @@ pub async fn get_release_file(
     else {
         return Err(ApiError::not_found(
             "blob_missing",
-            format!("the content of {} is missing from the store", artifact.entry.url),
+            format!(
+                "the content of {} is missing from the store",
+                artifact.entry.url
+            ),
         ));
     };
     Ok((
@@ -881,7 +910,9 @@ pub async fn list_debug_files(
     for m in &manifests {
         for d in &m.debug_files {
             if debug_id.is_some_and(|id| d.debug_id != Some(id))
-                || code_id.as_ref().is_some_and(|id| d.code_id.as_ref() != Some(id))
+                || code_id
+                    .as_ref()
+                    .is_some_and(|id| d.code_id.as_ref() != Some(id))
             {
                 continue;
             }

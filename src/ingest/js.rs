@@ -172,8 +172,14 @@ pub fn decode_data_url(url: &str) -> Result<Vec<u8>, String> {
             .collect();
         base64::engine::general_purpose::STANDARD
             .decode(cleaned.trim_end_matches('='))
-            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(cleaned.trim_end_matches('=')))
-            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cleaned.trim_end_matches('=')))
+            .or_else(|_| {
+                base64::engine::general_purpose::STANDARD_NO_PAD
+                    .decode(cleaned.trim_end_matches('='))
+            })
+            .or_else(|_| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(cleaned.trim_end_matches('='))
+            })
             .map_err(|e| format!("invalid base64 in data: URL: {e}"))
     } else {
         Ok(percent_encoding::percent_decode_str(data).collect())

@@ -39,11 +39,13 @@ pub fn describe(name: &str, bytes: &[u8]) -> Result<Vec<ObjectFacts>, IngestErro
     }
     if format == FileFormat::Elf {
         if let Some(split) = split_dwarf(bytes) {
-            return split.map(|f| vec![f]).map_err(|message| IngestError::MalformedDebugFile {
-                name: name.to_owned(),
-                format: "split DWARF",
-                message,
-            });
+            return split
+                .map(|f| vec![f])
+                .map_err(|message| IngestError::MalformedDebugFile {
+                    name: name.to_owned(),
+                    format: "split DWARF",
+                    message,
+                });
         }
     }
     let malformed = |message: String| IngestError::MalformedDebugFile {
@@ -157,11 +159,19 @@ fn split_dwarf(bytes: &[u8]) -> Option<Result<ObjectFacts, String>> {
 fn cu_index_ids(data: &[u8], little: bool) -> Result<Vec<u64>, String> {
     let u32_at = |o: usize| -> Option<u32> {
         let b: [u8; 4] = data.get(o..o + 4)?.try_into().ok()?;
-        Some(if little { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
+        Some(if little {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        })
     };
     let u64_at = |o: usize| -> Option<u64> {
         let b: [u8; 8] = data.get(o..o + 8)?.try_into().ok()?;
-        Some(if little { u64::from_le_bytes(b) } else { u64::from_be_bytes(b) })
+        Some(if little {
+            u64::from_le_bytes(b)
+        } else {
+            u64::from_be_bytes(b)
+        })
     };
     let truncated = || "the .debug_cu_index section is truncated".to_owned();
     let slots = u32_at(12).ok_or_else(truncated)? as usize;
@@ -221,7 +231,9 @@ pub fn dwo_ids(file: &object::File<'_>, which: Sections) -> Result<Vec<u64>, Str
     }
     let mut units = dwarf.units();
     while let Some(header) = units.next().map_err(|e| e.to_string())? {
-        if let gimli::UnitType::SplitCompilation(id) | gimli::UnitType::Skeleton(id) = header.type_() {
+        if let gimli::UnitType::SplitCompilation(id) | gimli::UnitType::Skeleton(id) =
+            header.type_()
+        {
             ids.push(id.0);
             continue;
         }

@@ -55,44 +55,33 @@ pub fn looks_like_zip(head: &[u8]) -> bool {
         || (head.starts_with(b"SYSB") && head.get(8..12) == Some(b"PK\x03\x04"))
 }
 
-/// A reader that hides the first `offset` bytes of a file (the `SYSB` header).
-struct Offset<R> {
-    inner: R,
-    offset: u64,
-}
-
-impl<R: Read> Read for Offset<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.inner.read(buf)
-    }
-}
-
-impl<R: Seek> Seek for Offset<R> {
-    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
-        let pos = match pos {
-            SeekFrom::Start(n) => SeekFrom::Start(n + self.offset),
-            other => other,
-        };
-        let abs = self.inner.seek(pos)?;
-        abs.checked_sub(self.offset)
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before start"))
-    }
-}
-
 /// Extracts every file entry of the zip at `path` into temporary files in `tmp_dir`.
 /// `manifest.json` at the root is parsed as a bundle manifest, not returned as a file.
 pub fn extract(path: &Path, tmp_dir: &Path, limits: &ZipLimits) -> Result<Extracted, IngestError> {
     let mut file = std::fs::File::open(path)?;
     let mut head = [0u8; 8];
     let n = file.read(&mut head)?;
-    let offset = if n == 8 && &head[..4] == b"SYSB" { 8 } else { 0 };
-    file.seek(SeekFrom::Start(offset))?;
-    let reader = Offset {
-        inner: std::io::BufReader::new(file),
-        offset,
+    file.seek(SeekFrom::Start(0))?;
+    // Sentry's `SYSB` + version header: sentry-cli writes the zip *after* the header with
+    // offsets counted from the start of the whole file, so the file opens as it is (the
+    // header is data before the first entry, like a self-extractor's stub). Zips built by
+    // other tools may count from the end of the header instead; those open from a copy of
+    // the file without its first 8 bytes.
+    let sysb = n == 8 && &head[..4] == b"SYSB";
+    // A plain `File`, not a `BufReader`: zip 7.4 misreads archives with leading data
+    // through a `BufReader`.
+    let mut archive = match ::zip::ZipArchive::new(file) {
+        Ok(a) => a,
+        Err(_) if sysb => {
+            let mut f = std::fs::File::open(path)?;
+            f.seek(SeekFrom::Start(8))?;
+            let mut out = tempfile::tempfile_in(tmp_dir)?;
+            std::io::copy(&mut f, &mut out)?;
+            out.seek(SeekFrom::Start(0))?;
+            ::zip::ZipArchive::new(out).map_err(|e| IngestError::ZipInvalid(e.to_string()))?
+        }
+        Err(e) => return Err(IngestError::ZipInvalid(e.to_string())),
     };
-    let mut archive =
-        ::zip::ZipArchive::new(reader).map_err(|e| IngestError::ZipInvalid(e.to_string()))?;
     if archive.len() > limits.max_entries {
         return Err(IngestError::ZipTooManyEntries {
             limit: limits.max_entries,
@@ -123,16 +112,16 @@ pub fn extract(path: &Path, tmp_dir: &Path, limits: &ZipLimits) -> Result<Extrac
         if entry.is_dir() {
             continue;
         }
-        let name = super::safe_relative_path(entry.name())
-            .ok_or_else(|| IngestError::ZipUnsafePath {
+        let name =
+            super::safe_relative_path(entry.name()).ok_or_else(|| IngestError::ZipUnsafePath {
                 name: entry.name().to_owned(),
             })?;
         let mut writer = HashingWriter::new(tmp_dir, limits.max_file, format!("zip entry {name}"))?;
         let mut buf = vec![0u8; 64 << 10];
         loop {
-            let n = entry.read(&mut buf).map_err(|e| {
-                IngestError::ZipInvalid(format!("entry {name}: {e}"))
-            })?;
+            let n = entry
+                .read(&mut buf)
+                .map_err(|e| IngestError::ZipInvalid(format!("entry {name}: {e}")))?;
             if n == 0 {
                 break;
             }

@@ -1,40 +1,29 @@
 //! Building the lookup cache from a source map (and, optionally, the minified file).
 //!
-//! Tokens come from the `sourcemap` crate, which resolves every segment of the map. Scope names
-//! come from symbolic's `SourceMapCache`, built over a copy of the map without
-//! `sourcesContent` (its lookups UTF-8-check the whole source text of the matched file on every
-//! call, which makes them ~20x slower on maps with large sources). We ask it, for each token,
-//! for the scope at that token's position. Where it answers nothing (the tokens its writer
-//! de-duplicated away, see the module docs), the token repeats the previous mapping's
-//! original location *and scope*, because its writer only drops a token whose whole record,
-//! scope included, equals the last one it kept; so we carry the previous scope forward.
+//! Tokens come from the `sourcemap` crate, which resolves every segment of the map, into our
+//! own index (`format.rs`); scope names come from `scopes.rs`.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use sourcemap::{DecodedMap, SourceMap, SourceMapBuilder, SourceMapHermes, SourceMapIndex};
-use symbolic::sourcemapcache::{
-    ScopeLookupResult, SourceMapCache, SourceMapCacheWriter, SourcePosition,
-};
+use symbolic::sourcemapcache::{ScopeLookupResult, SourceMapCache};
 
 use super::format::{
-    CacheParts, FLAG_SCOPES_FAILED, FLAG_SCOPES_HERMES, FLAG_SCOPES_MINIFIED, INDEX_WORDS, MAX_ID,
-    NONE, RANGE_FLAG, RECORD_WORDS, SCOPE_ANONYMOUS, SCOPE_UNKNOWN, SOURCE_IGNORE_LISTED,
-    SOURCE_WORDS,
+    CacheParts, ScopeOrigins, INDEX_WORDS, MAX_ID, NONE, RANGE_FLAG, RECORD_WORDS, SCOPE_ANONYMOUS,
+    SCOPE_UNKNOWN, SOURCE_IGNORE_LISTED, SOURCE_WORDS,
 };
 use super::paths::normalize_source_path;
+use super::scopes::{
+    minified_scope_cache, original_scopes, MinifiedScopes, OriginalScopes, LOCAL_ANONYMOUS,
+    LOCAL_UNKNOWN,
+};
 use super::JsError;
 
 /// Generated lines beyond the map's own size that we accept. A regular map needs one byte
 /// (`;`) per generated line, so only index-map section offsets can go past its length; this
 /// bounds the line table a hostile offset could make us allocate.
 const EXTRA_LINES: u64 = 1 << 20;
-
-/// Bracket nesting depth beyond which we do not hand the minified source to the JavaScript
-/// parser: it recurses per nesting level and a hostile file could exhaust the thread's stack,
-/// which aborts the process rather than returning an error. Real bundles stay far below this.
-const MAX_NESTING_FOR_SCOPES: usize = 1_000;
 
 /// Builds the serialized lookup cache for one (minified source, map) pair. `minified` is
 /// `None` when only the map was uploaded; function names then come from the map's `names`
@@ -51,7 +40,10 @@ pub fn build_cache(minified: Option<&str>, sourcemap: &[u8]) -> Result<Vec<u8>, 
     };
 
     let token_count = map.sm().get_token_count();
-    let lines = match token_count.checked_sub(1).and_then(|i| map.sm().get_token(i as usize)) {
+    let lines = match token_count
+        .checked_sub(1)
+        .and_then(|i| map.sm().get_token(i as usize))
+    {
         Some(last) => u64::from(last.get_dst_line()) + 1,
         None => 0,
     };
@@ -69,41 +61,52 @@ pub fn build_cache(minified: Option<&str>, sourcemap: &[u8]) -> Result<Vec<u8>, 
     let mut strings = Strings::default();
     let (sources, source_index) = write_sources(map.sm(), &mut strings)?;
 
-    // Scopes. Stripping the sources content for the scope cache needs the map mutably, so
-    // that happens first; the cache bytes must then outlive the scope lookups.
-    let mut smc_bytes = Vec::new();
-    let smc_built = match (&mut map, minified) {
-        (Flat::Regular(sm), Some(minified)) => Some(scope_cache(sm, minified, &mut smc_bytes)),
-        _ => None,
+    // Scopes: Hermes function maps, else the original sources, else the minified source.
+    // Stripping the sources content for the minified source's cache needs the map mutably, so
+    // the original sources are parsed first.
+    let mut origins = ScopeOrigins::default();
+    let original = match &map {
+        Flat::Regular(sm) => original_scopes(sm).unwrap_or_default(),
+        Flat::Hermes(_) => OriginalScopes::default(),
     };
-    let mut flags = 0;
-    let scopes = match (&map, smc_built) {
-        (Flat::Hermes(smh), _) => {
-            flags |= FLAG_SCOPES_HERMES;
+    origins.original_sources = original.per_source.iter().any(Option::is_some);
+    let mut smc_bytes = None;
+    if let (Flat::Regular(sm), Some(minified)) = (&mut map, minified) {
+        if needs_minified_scopes(sm, &original) {
+            match minified_scope_cache(sm, minified) {
+                Ok(bytes) => smc_bytes = Some(bytes),
+                Err(()) => origins.minified_source_failed = true,
+            }
+        }
+    }
+    let smc = smc_bytes.as_deref().map(SourceMapCache::parse);
+    let minified_scopes = match &smc {
+        Some(Ok(cache)) => {
+            origins.minified_source = true;
+            Some(MinifiedScopes::new(cache))
+        }
+        Some(Err(_)) => {
+            origins.minified_source_failed = true;
+            None
+        }
+        None => None,
+    };
+    let scopes = match &map {
+        Flat::Hermes(smh) => {
+            origins.hermes_function_maps = true;
             Scopes::Hermes(smh)
         }
-        (_, Some(Ok(()))) => match SourceMapCache::parse(&smc_bytes) {
-            Ok(cache) => {
-                flags |= FLAG_SCOPES_MINIFIED;
-                Scopes::Smc(cache)
-            }
-            Err(_) => {
-                flags |= FLAG_SCOPES_FAILED;
-                Scopes::None
-            }
+        Flat::Regular(_) => Scopes::Parsed {
+            original,
+            minified: minified_scopes,
         },
-        (_, Some(Err(()))) => {
-            flags |= FLAG_SCOPES_FAILED;
-            Scopes::None
-        }
-        (_, None) => Scopes::None,
     };
-    let sm = map.sm();
-    let (line_starts, columns, records) = write_tokens(sm, &scopes, lines as usize, &mut strings)?;
+    let (line_starts, columns, records) =
+        write_tokens(map.sm(), scopes, lines as usize, &mut strings)?;
 
     let (string_offsets, string_bytes) = strings.finish();
     Ok(CacheParts {
-        flags,
+        flags: origins.to_flags(),
         line_starts,
         columns,
         records,
@@ -135,9 +138,25 @@ impl Flat {
 }
 
 enum Scopes<'a> {
-    None,
-    Smc(SourceMapCache<'a>),
     Hermes(&'a SourceMapHermes),
+    Parsed {
+        original: OriginalScopes,
+        minified: Option<MinifiedScopes<'a>>,
+    },
+}
+
+/// Whether some mapped token points into a source without original scopes.
+fn needs_minified_scopes(sm: &SourceMap, original: &OriginalScopes) -> bool {
+    let mut needed = vec![false; sm.get_source_count() as usize];
+    for token in sm.tokens() {
+        if let Some(n) = needed.get_mut(token.get_raw_token().src_id as usize) {
+            *n = true;
+        }
+    }
+    needed
+        .iter()
+        .enumerate()
+        .any(|(id, &n)| n && original.per_source.get(id).is_none_or(Option::is_none))
 }
 
 /// Flattens an index map, with `@jridgewell/trace-mapping`'s semantics: sections in offset
@@ -231,7 +250,12 @@ fn write_sources(sm: &SourceMap, strings: &mut Strings) -> Result<(Vec<u32>, Vec
         } else {
             0
         };
-        sources.extend([strings.intern(raw)?, strings.intern(&filename)?, content, flags]);
+        sources.extend([
+            strings.intern(raw)?,
+            strings.intern(&filename)?,
+            content,
+            flags,
+        ]);
     }
     keys.sort_unstable();
     keys.dedup_by(|b, a| a.0 == b.0);
@@ -242,53 +266,13 @@ fn write_sources(sm: &SourceMap, strings: &mut Strings) -> Result<(Vec<u32>, Vec
     Ok((sources, index))
 }
 
-/// Builds symbolic's `SourceMapCache` over the minified source and a copy of the map without
-/// sources content, into `out`. `Err(())` when scopes are unavailable: the source is too
-/// deeply nested to parse safely, or the writer failed or panicked.
-fn scope_cache(sm: &mut SourceMap, minified: &str, out: &mut Vec<u8>) -> Result<(), ()> {
-    if max_bracket_depth(minified) > MAX_NESTING_FOR_SCOPES {
-        return Err(());
-    }
-    // The sources content is already in our string table; the scope cache does not need it.
-    for id in 0..sm.get_source_count() {
-        sm.set_source_contents(id, None);
-    }
-    let mut json = Vec::new();
-    sm.to_writer(&mut json).map_err(|_| ())?;
-    let json = String::from_utf8(json).map_err(|_| ())?;
-    // A third-party JavaScript parser runs here; a panic in it must not take down the build
-    // of a cache that is still useful without scope names.
-    catch_unwind(AssertUnwindSafe(|| {
-        let writer = SourceMapCacheWriter::new(minified, &json).map_err(|_| ())?;
-        writer.serialize(out).map_err(|_| ())
-    }))
-    .map_err(|_| ())?
-}
-
-/// Maximum nesting of `(`, `[` and `{`, counted naively (brackets in strings and comments
-/// count too, which can only overestimate the parser's recursion).
-fn max_bracket_depth(source: &str) -> usize {
-    let (mut depth, mut max) = (0usize, 0usize);
-    for b in source.bytes() {
-        match b {
-            b'(' | b'[' | b'{' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    max
-}
-
 type TokenTables = (Vec<u32>, Vec<u32>, Vec<u32>);
 
 /// Writes line starts, token columns and token records, one token per generated position
 /// (the first one wins).
 fn write_tokens(
     sm: &SourceMap,
-    scopes: &Scopes<'_>,
+    mut scopes: Scopes<'_>,
     lines: usize,
     strings: &mut Strings,
 ) -> Result<TokenTables, JsError> {
@@ -298,7 +282,11 @@ fn write_tokens(
     let mut records = Vec::with_capacity(count * RECORD_WORDS);
     let mut name_ids = vec![NONE; sm.get_name_count() as usize];
     let mut scope_names = ScopeNames::default();
-    let mut carried_scope = SCOPE_UNKNOWN;
+    // Original scope names by their local index, interned on first use.
+    let mut original_ids = match &scopes {
+        Scopes::Parsed { original, .. } => vec![NONE; original.names.len()],
+        Scopes::Hermes(_) => Vec::new(),
+    };
     let source_count = sm.get_source_count();
     let mut previous = None;
     for token in sm.tokens() {
@@ -328,21 +316,33 @@ fn write_tokens(
             },
             None => NONE,
         };
-        let scope = match scopes {
-            Scopes::None => SCOPE_UNKNOWN,
+        let scope = match &mut scopes {
             Scopes::Hermes(smh) => match smh.get_scope_for_token(token) {
                 Some(name) => scope_names.id(name, strings)?,
                 None => SCOPE_UNKNOWN,
             },
-            Scopes::Smc(cache) => {
-                if let Some(found) = cache.lookup(SourcePosition::new(line, col)) {
-                    carried_scope = match found.scope() {
-                        ScopeLookupResult::NamedScope(name) => scope_names.id(name, strings)?,
-                        ScopeLookupResult::AnonymousScope => SCOPE_ANONYMOUS,
-                        ScopeLookupResult::Unknown => SCOPE_UNKNOWN,
-                    };
+            Scopes::Parsed { original, minified } => {
+                // Always advance the minified scopes: they carry state from token to token.
+                let from_minified = minified.as_mut().map(|m| m.at(line, col));
+                match original.get(raw.src_id, raw.src_line, raw.src_col) {
+                    Some(LOCAL_UNKNOWN) => SCOPE_UNKNOWN,
+                    Some(LOCAL_ANONYMOUS) => SCOPE_ANONYMOUS,
+                    Some(local) => match original_ids.get_mut(local as usize) {
+                        Some(id) if *id != NONE => *id,
+                        Some(id) => {
+                            *id = strings.intern(&original.names[local as usize])?;
+                            *id
+                        }
+                        None => SCOPE_UNKNOWN,
+                    },
+                    None => match from_minified {
+                        Some(ScopeLookupResult::NamedScope(name)) => {
+                            scope_names.id(name, strings)?
+                        }
+                        Some(ScopeLookupResult::AnonymousScope) => SCOPE_ANONYMOUS,
+                        Some(ScopeLookupResult::Unknown) | None => SCOPE_UNKNOWN,
+                    },
                 }
-                carried_scope
             }
         };
         records.extend([source, raw.src_line, raw.src_col, name, scope]);

@@ -36,7 +36,10 @@ pub fn source_context(source: &str, line: u32, column: u32, lines: usize) -> Opt
         return None;
     }
     let context = all.next()?;
-    let context_line = trim_line(context, utf16_to_char_index(context, column.saturating_sub(1)));
+    let context_line = trim_line(
+        context,
+        utf16_to_char_index(context, column.saturating_sub(1)),
+    );
     let post_context = all.take(lines).map(|l| trim_line(l, 0)).collect();
     Some(SourceContext {
         pre_context,

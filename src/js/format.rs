@@ -48,10 +48,11 @@ pub(crate) const MAX_ID: u32 = u32::MAX - 2;
 /// Set on a token record's source word for a range mapping.
 pub(crate) const RANGE_FLAG: u32 = 1 << 31;
 
-/// Header flags: where scope names came from.
-pub(crate) const FLAG_SCOPES_MINIFIED: u32 = 1;
-pub(crate) const FLAG_SCOPES_HERMES: u32 = 2;
-pub(crate) const FLAG_SCOPES_FAILED: u32 = 4;
+/// Header flags: where scope names came from (see [`ScopeOrigins`]).
+const FLAG_SCOPES_MINIFIED: u32 = 1;
+const FLAG_SCOPES_HERMES: u32 = 2;
+const FLAG_SCOPES_MINIFIED_FAILED: u32 = 4;
+const FLAG_SCOPES_ORIGINAL: u32 = 8;
 
 /// Source flags.
 pub(crate) const SOURCE_IGNORE_LISTED: u32 = 1;
@@ -131,18 +132,44 @@ impl<'a> Words<'a> {
     }
 }
 
-/// Where the scope names in a cache came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScopeOrigin {
-    /// Scopes were found by parsing the minified source (symbolic's `SourceMapCache`).
-    MinifiedSource,
+/// Where the scope names in a cache came from, to explain missing function names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScopeOrigins {
+    /// Some scopes were found by parsing the original sources embedded in the map.
+    pub original_sources: bool,
+    /// Some scopes were found by parsing the minified source (for tokens whose original
+    /// source is absent or not parsable JavaScript, e.g. TypeScript).
+    pub minified_source: bool,
+    /// The minified source was needed but could not be parsed.
+    pub minified_source_failed: bool,
     /// Scopes came from the map's Hermes/Metro function maps (`x_facebook_sources`).
-    HermesFunctionMap,
-    /// No minified source was given: function names fall back to token names.
-    None,
-    /// The minified source could not be parsed for scopes; function names fall back to token
-    /// names.
-    Failed,
+    pub hermes_function_maps: bool,
+}
+
+impl ScopeOrigins {
+    pub(crate) fn to_flags(self) -> u32 {
+        let mut flags = 0;
+        for (set, flag) in [
+            (self.original_sources, FLAG_SCOPES_ORIGINAL),
+            (self.minified_source, FLAG_SCOPES_MINIFIED),
+            (self.minified_source_failed, FLAG_SCOPES_MINIFIED_FAILED),
+            (self.hermes_function_maps, FLAG_SCOPES_HERMES),
+        ] {
+            if set {
+                flags |= flag;
+            }
+        }
+        flags
+    }
+
+    fn from_flags(flags: u32) -> Self {
+        Self {
+            original_sources: flags & FLAG_SCOPES_ORIGINAL != 0,
+            minified_source: flags & FLAG_SCOPES_MINIFIED != 0,
+            minified_source_failed: flags & FLAG_SCOPES_MINIFIED_FAILED != 0,
+            hermes_function_maps: flags & FLAG_SCOPES_HERMES != 0,
+        }
+    }
 }
 
 /// The function scope enclosing a looked-up position.
@@ -168,8 +195,10 @@ pub struct JsLocation<'a> {
     pub line: u32,
     /// 1-based original column.
     pub column: u32,
-    /// Original name of the enclosing function: the scope name when the scope is named,
-    /// otherwise the token's `names` entry (which, at a call site, is usually the callee).
+    /// Original name of the enclosing function: the scope's name; `None` inside an anonymous
+    /// function; the token's `names` entry when there is no scope information (no parsable
+    /// source, or top-level code). At a call site that entry is usually the callee, so a caller
+    /// with a whole stack may prefer the calling frame's [`token_name`](Self::token_name).
     pub function: Option<&'a str>,
     /// The enclosing scope as found in the minified source.
     pub scope: JsScope<'a>,
@@ -211,7 +240,7 @@ impl std::fmt::Debug for JsCache<'_> {
             .field("tokens", &self.num_tokens)
             .field("sources", &self.num_sources)
             .field("strings", &self.num_strings)
-            .field("scopes", &self.scope_origin())
+            .field("scopes", &self.scope_origins())
             .finish()
     }
 }
@@ -220,9 +249,11 @@ impl<'a> JsCache<'a> {
     /// Borrows cache bytes, checking the header and that the section sizes add up to the
     /// buffer's length.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, JsError> {
-        let header = Words(bytes.get(..HEADER_WORDS * 4).ok_or(JsError::InvalidCache(
-            "shorter than the header",
-        ))?);
+        let header = Words(
+            bytes
+                .get(..HEADER_WORDS * 4)
+                .ok_or(JsError::InvalidCache("shorter than the header"))?,
+        );
         let word = |i| header.get(i).unwrap_or(0);
         if word(H_MAGIC).to_le_bytes() != MAGIC {
             return Err(JsError::InvalidCache("wrong magic"));
@@ -341,7 +372,8 @@ impl<'a> JsCache<'a> {
         };
         let function = match scope {
             JsScope::Named(name) => Some(name),
-            JsScope::Anonymous | JsScope::Unknown => token_name,
+            JsScope::Anonymous => None,
+            JsScope::Unknown => token_name,
         };
         let source = self.source_record(source_id)?;
         Some(JsLocation {
@@ -405,16 +437,8 @@ impl<'a> JsCache<'a> {
     }
 
     /// Where function scope names came from; tells a caller why names may be missing.
-    pub fn scope_origin(&self) -> ScopeOrigin {
-        if self.flags & FLAG_SCOPES_MINIFIED != 0 {
-            ScopeOrigin::MinifiedSource
-        } else if self.flags & FLAG_SCOPES_HERMES != 0 {
-            ScopeOrigin::HermesFunctionMap
-        } else if self.flags & FLAG_SCOPES_FAILED != 0 {
-            ScopeOrigin::Failed
-        } else {
-            ScopeOrigin::None
-        }
+    pub fn scope_origins(&self) -> ScopeOrigins {
+        ScopeOrigins::from_flags(self.flags)
     }
 
     fn source_record(&self, source_id: u32) -> Option<SourceRecord<'a>> {

@@ -30,13 +30,16 @@ mod build;
 mod context;
 mod format;
 mod paths;
+mod scopes;
 
+#[cfg(test)]
+mod oracle_tests;
 #[cfg(test)]
 mod tests;
 
 pub use build::build_cache;
 pub use context::{source_context, SourceContext};
-pub use format::{JsCache, JsLocation, JsScope, ScopeOrigin};
+pub use format::{JsCache, JsLocation, JsScope, ScopeOrigins};
 pub use paths::{is_third_party, normalize_source_path};
 
 /// Version of the cache format written by [`build_cache`]. A cache with another version is

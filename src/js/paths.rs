@@ -75,7 +75,9 @@ fn split_scheme(path: &str) -> (&str, &str) {
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
         {
             let after = i + 3;
-            let end = path[after..].find('/').map_or(path.len(), |j| after + j + 1);
+            let end = path[after..]
+                .find('/')
+                .map_or(path.len(), |j| after + j + 1);
             return (&path[..end], &path[end..]);
         }
     }

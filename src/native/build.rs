@@ -13,18 +13,16 @@
 //!    records at the symbol's address. We only add symbols where no debug function covers them.
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use object::{Object as _, ObjectSection as _};
-use symbolic::common::{Language, Name, NameMangling};
-use symbolic::debuginfo::{
-    Archive, FileFormat, Function, Object, ObjectDebugSession, Symbol,
-};
+use symbolic::common::{clean_path, join_path, Language, Name, NameMangling};
+use symbolic::debuginfo::{Archive, FileFormat, Function, Object, ObjectDebugSession, Symbol};
 use symbolic::demangle::Demangle;
 use symbolic::symcache::transform::{self, Transformer};
 use symbolic::symcache::SymCacheConverter;
 
-use super::cache::{fnv1a, FLAG_MISSING_DWO, HEADER_LEN, MAGIC, NAME_ENTRY_LEN, STR_REF_LEN};
+use super::cache::{FLAG_MISSING_DWO, HEADER_LEN, MAGIC};
 use super::dwarf::{self, OrphanLine};
 use super::{BuildInput, NativeError, DEMANGLE_OPTIONS, FORMAT_VERSION};
 
@@ -34,12 +32,19 @@ use super::{BuildInput, NativeError, DEMANGLE_OPTIONS, FORMAT_VERSION};
 /// Costs roughly linear time in the size of the debug information and memory proportional to
 /// the number of distinct names; the input is only read (mmap it).
 pub fn build_cache(input: &BuildInput) -> Result<Vec<u8>, NativeError> {
-    build_cache_with(input, DwarfReader::Symbolic)
+    build_cache_with(input, DwarfReader::Own)
 }
 
-/// Which reader handles DWARF that is not split (split DWARF always uses ours).
+/// Which reader turns DWARF that is not split into functions. Split DWARF always uses ours.
+///
+/// `Own` is the default: on every fixture it produces the same lookups as symbolic's session
+/// except where symbolic drops inlined calls nested in an inlined call with an empty range
+/// list (see `dwarf::Hollow`), and it builds faster. If it fails on a file, symbolic's session
+/// gets a second try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DwarfReader {
+    /// Kept for the diagnostic comparison in the tests.
+    #[cfg_attr(not(test), allow(dead_code))]
     Symbolic,
     Own,
 }
@@ -48,7 +53,28 @@ pub(crate) fn build_cache_with(
     input: &BuildInput,
     reader: DwarfReader,
 ) -> Result<Vec<u8>, NativeError> {
-    let archive = Archive::parse(input.debug_file).map_err(|e| classify_parse_error(&e, input.debug_file))?;
+    // Our code does not panic on bad input, but the parsers below us (goblin, pdb, gimli,
+    // wasmparser, symbolic) are large and see untrusted files: a panic in one of them becomes
+    // an error for this file rather than a crashed worker.
+    let build = std::panic::AssertUnwindSafe(|| build_unguarded(input, reader));
+    std::panic::catch_unwind(build).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(NativeError::Malformed(format!(
+            "a parser panicked on this file: {message}"
+        )))
+    })
+}
+
+pub(crate) fn build_unguarded(
+    input: &BuildInput,
+    reader: DwarfReader,
+) -> Result<Vec<u8>, NativeError> {
+    let archive =
+        Archive::parse(input.debug_file).map_err(|e| classify_parse_error(&e, input.debug_file))?;
     let count = archive.object_count();
     let object = archive
         .object_by_index(input.object_index)
@@ -58,6 +84,7 @@ pub(crate) fn build_cache_with(
             count,
         })?;
     check_supported(&object)?;
+    check_compressed_sections(&object)?;
 
     let executable = match input.executable {
         Some(bytes) => Some(companion_object(bytes, &object)?),
@@ -79,27 +106,39 @@ pub(crate) fn build_cache_with(
 
     // Functions with debug information.
     let mut orphan_lines = Vec::new();
-    let own_reader = dwarf::MainSections::load(&object)
+    let own_reader = dwarf::MainSections::load(&object)?
         .filter(|sections| reader == DwarfReader::Own || sections.has_split_units());
-    match own_reader {
-        Some(sections) => {
-            let outcome = dwarf::functions(
-                &sections,
-                &symbols.by_address(),
-                &input.dwo_files,
-                |function| builder.add_function(function),
-            )?;
-            if outcome.missing_dwo_units > 0 {
-                builder.flags |= FLAG_MISSING_DWO;
+    let mut done = false;
+    if let Some(sections) = own_reader {
+        let split = sections.has_split_units();
+        let mut attempt = Builder::new(windows);
+        attempt.converter.set_arch(object.arch());
+        attempt.converter.set_debug_id(object.debug_id());
+        let result = dwarf::functions(
+            &sections,
+            &symbols.by_address(),
+            &input.dwo_files,
+            |function| attempt.add_function(function),
+        );
+        match result {
+            Ok(outcome) => {
+                builder = attempt;
+                if outcome.missing_dwo_units > 0 {
+                    builder.flags |= FLAG_MISSING_DWO;
+                }
+                orphan_lines = outcome.orphan_lines;
+                done = true;
             }
-            orphan_lines = outcome.orphan_lines;
+            // symbolic cannot follow split units, so its answer would be worse, not better.
+            Err(e) if split || !dwarf::MainSections::symbolic_may_retry(&object) => return Err(e),
+            Err(_) => {}
         }
-        None => {
-            let session = object
-                .debug_session()
-                .map_err(|e| NativeError::Malformed(error_chain(&e)))?;
-            add_session_functions(&session, &mut builder)?;
-        }
+    }
+    if !done {
+        let session = object
+            .debug_session()
+            .map_err(|e| NativeError::Malformed(error_chain(&e)))?;
+        add_session_functions(&session, &mut builder)?;
     }
 
     // Executable sections bound symbols without a size.
@@ -143,6 +182,48 @@ fn classify_parse_error(error: &dyn std::error::Error, data: &[u8]) -> NativeErr
     }
 }
 
+/// Largest uncompressed size a compressed section may claim: what its format can reach from the
+/// compressed bytes (deflate tops out near 1032:1; zstd's RLE blocks near 32768:1), plus slack.
+fn max_uncompressed_size(format: object::CompressionFormat, compressed: usize) -> u64 {
+    let ratio = match format {
+        object::CompressionFormat::Zlib => 1100,
+        _ => 33_000,
+    };
+    (compressed as u64)
+        .saturating_mul(ratio)
+        .saturating_add(1 << 20)
+}
+
+/// Rejects compressed debug sections whose header claims a size their data cannot inflate to.
+/// symbolic allocates the claimed size up front, so a forged header (a few bytes) would make
+/// the process abort on a failed multi-terabyte allocation, which no `catch_unwind` stops.
+fn check_compressed_sections(object: &Object<'_>) -> Result<(), NativeError> {
+    if !matches!(object.file_format(), FileFormat::Elf | FileFormat::MachO) {
+        return Ok(());
+    }
+    let Ok(file) = object::File::parse(object.data()) else {
+        return Ok(()); // symbolic parsed it; it will report what is wrong, if anything.
+    };
+    for section in file.sections() {
+        let Ok(compressed) = section.compressed_data() else {
+            continue;
+        };
+        if compressed.format == object::CompressionFormat::None {
+            continue;
+        }
+        let limit = max_uncompressed_size(compressed.format, compressed.data.len());
+        if compressed.uncompressed_size > limit {
+            return Err(NativeError::Malformed(format!(
+                "section {} claims {} bytes uncompressed from {} compressed bytes",
+                section.name().unwrap_or("?"),
+                compressed.uncompressed_size,
+                compressed.data.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check_supported(object: &Object<'_>) -> Result<(), NativeError> {
     match object.file_format() {
         FileFormat::Elf
@@ -165,7 +246,8 @@ fn companion_object<'d>(bytes: &'d [u8], debug: &Object<'_>) -> Result<Object<'d
     let mut first = None;
     let mut same_arch = None;
     for object in archive.objects() {
-        let object = object.map_err(|e| NativeError::Malformed(format!("executable: {}", error_chain(&e))))?;
+        let object = object
+            .map_err(|e| NativeError::Malformed(format!("executable: {}", error_chain(&e))))?;
         if object.debug_id() == debug.debug_id() && !debug.debug_id().is_nil() {
             return Ok(object);
         }
@@ -300,12 +382,13 @@ fn is_executable(flags: object::SectionFlags) -> bool {
             sh_flags & alloc_exec == alloc_exec
         }
         object::SectionFlags::MachO { flags } => {
-            flags & (object::macho::S_ATTR_PURE_INSTRUCTIONS | object::macho::S_ATTR_SOME_INSTRUCTIONS)
+            flags
+                & (object::macho::S_ATTR_PURE_INSTRUCTIONS
+                    | object::macho::S_ATTR_SOME_INSTRUCTIONS)
                 != 0
         }
         object::SectionFlags::Coff { characteristics } => {
-            characteristics
-                & (object::pe::IMAGE_SCN_MEM_EXECUTE | object::pe::IMAGE_SCN_CNT_CODE)
+            characteristics & (object::pe::IMAGE_SCN_MEM_EXECUTE | object::pe::IMAGE_SCN_CNT_CODE)
                 != 0
         }
         _ => false,
@@ -385,25 +468,115 @@ fn undecorate_windows(name: &str) -> &str {
     name
 }
 
-struct UndecorateWindows;
+/// Rewrites names and paths on their way into the SymCache so that a lookup needs no side
+/// tables (see `cache.rs` for the encoding):
+///
+/// - a function name becomes `demangled \0 raw \0 language` (only `raw` when demangling
+///   changes nothing), demangled once here rather than on every lookup, where demangling a
+///   long C++ name would cost more than the rest of the lookup;
+/// - a file becomes `abs_path \0 filename` (only `abs_path` when the file name is its base
+///   name), with `abs_path` already joined and cleaned.
+///
+/// PE/PDB C names are undecorated first (`_foo@8` → `foo`), the rule symbolic applies in
+/// `process_object`.
+struct Encoder {
+    windows: bool,
+    names: HashMap<String, String>,
+    paths: HashMap<String, String>,
+    key: String,
+}
 
-impl Transformer for UndecorateWindows {
-    fn transform_function<'f>(&'f mut self, mut f: transform::Function<'f>) -> transform::Function<'f> {
-        let undecorated = undecorate_windows(&f.name);
-        if undecorated.len() != f.name.len() {
-            f.name = Cow::Owned(undecorated.to_owned());
+impl Encoder {
+    fn encode_name(&self, raw: &str) -> String {
+        let raw = if self.windows {
+            undecorate_windows(raw)
+        } else {
+            raw
+        };
+        let name = Name::from(raw);
+        let demangled = name.try_demangle(DEMANGLE_OPTIONS);
+        let language = name.detect_language();
+        if demangled == raw && language == Language::Unknown {
+            return raw.to_owned();
+        }
+        let mut encoded = String::with_capacity(demangled.len() + raw.len() + 8);
+        encoded.push_str(&demangled);
+        encoded.push('\0');
+        encoded.push_str(raw);
+        if language != Language::Unknown {
+            encoded.push('\0');
+            encoded.push_str(language.name());
+        }
+        encoded
+    }
+
+    fn encode_path(comp_dir: &str, directory: &str, name: &str) -> String {
+        let joined = join_path(&join_path(comp_dir, directory), name);
+        let abs_path = clean_path(&joined).into_owned();
+        let comp_dir = comp_dir.trim_end_matches(['/', '\\']);
+        let relative = abs_path
+            .strip_prefix(comp_dir)
+            .filter(|_| !comp_dir.is_empty())
+            .and_then(|rest| rest.strip_prefix(['/', '\\']))
+            .filter(|rest| !rest.is_empty());
+        match relative {
+            Some(filename) if Some(filename) != base_name(&abs_path) => {
+                format!("{abs_path}\0{filename}")
+            }
+            _ => abs_path,
+        }
+    }
+}
+
+/// The last component of a path (after `/` or `\`).
+pub(crate) fn base_name(path: &str) -> Option<&str> {
+    path.rsplit(['/', '\\'])
+        .next()
+        .filter(|base| !base.is_empty())
+}
+
+impl Transformer for Encoder {
+    fn transform_function<'f>(
+        &'f mut self,
+        mut f: transform::Function<'f>,
+    ) -> transform::Function<'f> {
+        if !self.names.contains_key(f.name.as_ref()) {
+            let encoded = self.encode_name(&f.name);
+            self.names.insert(f.name.clone().into_owned(), encoded);
+        }
+        if let Some(encoded) = self.names.get(f.name.as_ref()) {
+            f.name = Cow::Borrowed(encoded.as_str());
         }
         f
+    }
+
+    fn transform_source_location<'f>(
+        &'f mut self,
+        mut location: transform::SourceLocation<'f>,
+    ) -> transform::SourceLocation<'f> {
+        let file = &location.file;
+        let comp_dir = file.comp_dir.as_deref().unwrap_or_default();
+        let directory = file.directory.as_deref().unwrap_or_default();
+        self.key.clear();
+        for part in [comp_dir, "\0", directory, "\0", &file.name] {
+            self.key.push_str(part);
+        }
+        if !self.paths.contains_key(self.key.as_str()) {
+            let encoded = Self::encode_path(comp_dir, directory, &file.name);
+            self.paths.insert(self.key.clone(), encoded);
+        }
+        if let Some(encoded) = self.paths.get(self.key.as_str()) {
+            location.file.name = Cow::Borrowed(encoded.as_str());
+            location.file.directory = None;
+            location.file.comp_dir = None;
+        }
+        location
     }
 }
 
 struct Builder<'a> {
     converter: SymCacheConverter<'a>,
-    windows: bool,
     flags: u32,
-    /// Raw name → demangled name and detected language, when demangling changes it.
-    names: HashMap<String, Option<(String, Language)>>,
-    comp_dirs: BTreeSet<String>,
     /// `[start, end)` of every top-level function with debug information.
     function_ranges: Vec<(u64, u64)>,
 }
@@ -411,15 +584,15 @@ struct Builder<'a> {
 impl<'a> Builder<'a> {
     fn new(windows: bool) -> Self {
         let mut converter = SymCacheConverter::new();
-        if windows {
-            converter.add_transformer(UndecorateWindows);
-        }
+        converter.add_transformer(Encoder {
+            windows,
+            names: HashMap::new(),
+            paths: HashMap::new(),
+            key: String::new(),
+        });
         Builder {
             converter,
-            windows,
             flags: 0,
-            names: HashMap::new(),
-            comp_dirs: BTreeSet::new(),
             function_ranges: Vec::new(),
         }
     }
@@ -430,31 +603,7 @@ impl<'a> Builder<'a> {
         }
         self.function_ranges
             .push((function.address, function.end_address()));
-        let comp_dir = super::lossy(function.compilation_dir);
-        let comp_dir = comp_dir.trim_end_matches(['/', '\\']);
-        if !comp_dir.is_empty() && !self.comp_dirs.contains(comp_dir) {
-            self.comp_dirs.insert(comp_dir.to_owned());
-        }
-        self.record_names(function);
         self.converter.process_symbolic_function(function);
-    }
-
-    fn record_names(&mut self, function: &Function<'_>) {
-        self.record_name(function.name.as_str(), function.name.language());
-        for inlinee in &function.inlinees {
-            self.record_names(inlinee);
-        }
-    }
-
-    fn record_name(&mut self, raw: &str, language: Language) {
-        let raw = if self.windows { undecorate_windows(raw) } else { raw };
-        if raw.is_empty() || self.names.contains_key(raw) {
-            return;
-        }
-        let name = Name::new(raw, NameMangling::Unknown, language);
-        let demangled = name.try_demangle(DEMANGLE_OPTIONS);
-        let entry = (demangled != raw).then(|| (demangled.into_owned(), name.detect_language()));
-        self.names.insert(raw.to_owned(), entry);
     }
 
     fn add_symbols(
@@ -464,13 +613,15 @@ impl<'a> Builder<'a> {
         orphan_lines: &[OrphanLine],
     ) {
         symbols.normalize();
+        let sections = merge_ranges(sections.to_vec());
+        let sections = sections.as_slice();
         let covered = merge_ranges(std::mem::take(&mut self.function_ranges));
         let symbols = &symbols.symbols;
         for (i, (address, size, name)) in symbols.iter().enumerate() {
             let address = *address;
             let section = sections
-                .iter()
-                .find(|(start, end)| *start <= address && address < *end);
+                .get(sections.partition_point(|r| r.0 <= address).wrapping_sub(1))
+                .filter(|(_, end)| address < *end);
             if !sections.is_empty() && section.is_none() {
                 continue; // Not code.
             }
@@ -497,9 +648,8 @@ impl<'a> Builder<'a> {
             if let Some((_, section_end)) = section {
                 end = end.min(*section_end);
             }
-            // Sizes past 4 GiB cannot be represented; 0 means "unbounded" to the converter.
+            // 0 means "unbounded" to the converter.
             let size = if end == u64::MAX { 0 } else { end - address };
-            self.record_name(name, Language::Unknown);
             let lines = orphan_lines_in(orphan_lines, address, end);
             if lines.is_empty() {
                 self.converter.process_symbolic_symbol(&Symbol {
@@ -527,87 +677,15 @@ impl<'a> Builder<'a> {
         self.converter
             .serialize(&mut symcache)
             .map_err(|e| NativeError::Malformed(format!("writing the SymCache: {e}")))?;
-
-        let mut strings = StringBlob::default();
-        let mut names: Vec<(u64, (u32, u32), (u32, u32), u32)> = Vec::new();
-        for (raw, entry) in &self.names {
-            if let Some((demangled, language)) = entry {
-                names.push((
-                    fnv1a(raw.as_bytes()),
-                    strings.add(raw)?,
-                    strings.add(demangled)?,
-                    *language as u32,
-                ));
-            }
-        }
-        // Sorted by hash, then by raw name so equal hashes are in a defined order.
-        names.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| strings.get(a.1).cmp(strings.get(b.1)))
-        });
-        let mut comp_dirs = Vec::new();
-        for dir in &self.comp_dirs {
-            comp_dirs.push(strings.add(dir)?);
-        }
-
-        let names_offset = HEADER_LEN;
-        let comp_dirs_offset = names_offset + names.len() * NAME_ENTRY_LEN;
-        let strings_offset = comp_dirs_offset + comp_dirs.len() * STR_REF_LEN;
-        let symcache_offset = (strings_offset + strings.bytes.len()).next_multiple_of(8);
-        let total = symcache_offset + symcache.len();
-
-        let mut out = Vec::with_capacity(total);
+        let mut out = Vec::with_capacity(HEADER_LEN + symcache.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         out.extend_from_slice(&self.flags.to_le_bytes());
-        for value in [
-            symcache_offset,
-            symcache.len(),
-            names_offset,
-            names.len(),
-            comp_dirs_offset,
-            comp_dirs.len(),
-            strings_offset,
-            strings.bytes.len(),
-        ] {
-            out.extend_from_slice(&(value as u64).to_le_bytes());
-        }
+        out.extend_from_slice(&(HEADER_LEN as u64).to_le_bytes());
+        out.extend_from_slice(&(symcache.len() as u64).to_le_bytes());
         debug_assert_eq!(out.len(), HEADER_LEN);
-        for (hash, raw, demangled, language) in &names {
-            out.extend_from_slice(&hash.to_le_bytes());
-            for value in [raw.0, raw.1, demangled.0, demangled.1, *language, 0] {
-                out.extend_from_slice(&value.to_le_bytes());
-            }
-        }
-        for (offset, len) in &comp_dirs {
-            out.extend_from_slice(&offset.to_le_bytes());
-            out.extend_from_slice(&len.to_le_bytes());
-        }
-        out.extend_from_slice(&strings.bytes);
-        out.resize(symcache_offset, 0);
         out.extend_from_slice(&symcache);
         Ok(out)
-    }
-}
-
-#[derive(Default)]
-struct StringBlob {
-    bytes: Vec<u8>,
-}
-
-impl StringBlob {
-    fn add(&mut self, s: &str) -> Result<(u32, u32), NativeError> {
-        let too_large = || NativeError::TooLarge("name table exceeds 4 GiB".to_owned());
-        let offset = u32::try_from(self.bytes.len()).map_err(|_| too_large())?;
-        let len = u32::try_from(s.len()).map_err(|_| too_large())?;
-        self.bytes.extend_from_slice(s.as_bytes());
-        Ok((offset, len))
-    }
-
-    fn get(&self, (offset, len): (u32, u32)) -> &[u8] {
-        self.bytes
-            .get(offset as usize..offset as usize + len as usize)
-            .unwrap_or_default()
     }
 }
 

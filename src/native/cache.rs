@@ -1,63 +1,144 @@
-//! The cache container: a SymCache plus the side tables lookups need, and the lookup itself.
+//! The cache container and the lookup.
 //!
-//! Layout (all integers little-endian; offsets from the start of the buffer):
+//! Layout (integers little-endian):
 //!
 //! ```text
 //!  0  magic            b"TMNATIVE"
 //!  8  format_version   u32   (== FORMAT_VERSION)
 //! 12  flags            u32   (bit 0: split DWARF units whose .dwo/.dwp was not supplied)
-//! 16  symcache         u64 offset, u64 length   symbolic SymCache v9, 8-byte aligned
-//! 32  names            u64 offset, u64 count    NameEntry[count], sorted by (hash, raw name)
-//! 48  comp_dirs        u64 offset, u64 count    StrRef[count], sorted by bytes
-//! 64  strings          u64 offset, u64 length   UTF-8 blob the entries point into
-//! 80  (end of header)
-//!
-//! NameEntry (24 bytes): hash u64 (FNV-1a of the raw name), raw StrRef, demangled StrRef;
-//!                       then language u32 and 4 bytes padding (32 bytes in total)
-//! StrRef (8 bytes):     offset u32 into strings, length u32
+//! 16  symcache offset  u64   (8-byte aligned)
+//! 24  symcache length  u64
+//! 32  symbolic SymCache (format 9)
 //! ```
 //!
-//! `names` holds, for every function or symbol name whose demangled form differs from the raw
-//! one, the demangled form and the detected language. `comp_dirs` holds the compilation
-//! directories, used to derive `filename` from `abs_path`.
+//! Inside the SymCache, names and paths are stored pre-processed so a lookup needs no other
+//! table and no demangling (`build.rs`, `Encoder`):
 //!
-//! The buffer must be 8-byte aligned (a `Vec<u8>`, an `Arc<[u8]>` and an mmap all are); the
-//! SymCache inside is read in place.
+//! - function name: `demangled \0 raw \0 language`, or just `raw` when demangling changes
+//!   nothing and no language is detected from the mangling; `language` is symbolic's name
+//!   (`cpp`, `rust`, …) and only used when the SymCache's own language field is unknown
+//!   (symbol-table entries);
+//! - file: `abs_path \0 filename`, or just `abs_path` when `filename` is its base name; the
+//!   directory and compilation directory fields are empty.
+//!
+//! No DWARF, PDB or Breakpad string can contain NUL, so the separator is unambiguous. The
+//! buffer must be 8-byte aligned (a `Vec<u8>`, an `Arc<[u8]>` and an mmap all are): the
+//! SymCache is read in place.
+
+use std::str::FromStr;
 
 use symbolic::common::Language;
 use symbolic::symcache::SymCache;
 
+use super::build::base_name;
 use super::{NativeError, NativeFrame, FORMAT_VERSION};
 
 pub(crate) const MAGIC: &[u8; 8] = b"TMNATIVE";
-pub(crate) const HEADER_LEN: usize = 80;
-pub(crate) const NAME_ENTRY_LEN: usize = 32;
-pub(crate) const STR_REF_LEN: usize = 8;
+pub(crate) const HEADER_LEN: usize = 32;
 /// Flag: some split DWARF units had no matching `.dwo`/`.dwp`; their code resolves with line
 /// information only (no inlined frames).
 pub(crate) const FLAG_MISSING_DWO: u32 = 1;
 
 /// A parsed cache, borrowing the bytes written by [`build_cache`](super::build_cache).
 ///
-/// Parsing only validates the header and the table bounds; it copies nothing, so it is cheap
-/// enough to do per request, though holding one per cached buffer is cheaper still.
-#[derive(Clone)]
+/// Parsing only validates the header and the SymCache's table bounds and copies nothing, so it
+/// is cheap (tens of nanoseconds); lookups take `&self` and can run on many threads at once.
+#[derive(Clone, Debug)]
 pub struct NativeCache<'a> {
     symcache: SymCache<'a>,
+    tables: Tables<'a>,
     flags: u32,
-    names: &'a [u8],
-    comp_dirs: &'a [u8],
+}
+
+/// The tables of a SymCache v9, read in place for lookups.
+///
+/// symbolic's own lookup API only exposes a file as `full_path()`, which joins and cleans the
+/// path on every call (a third of our lookup time); reading the tables directly returns the
+/// pre-joined path as stored. The layout is symbolic's on-disk format 9 (`raw/v9.rs`): after
+/// the 8-byte version info and the 72-byte header, the files (24 bytes each), functions (16),
+/// source locations (16), ranges (4) and the string table, each table 8-byte aligned. A test
+/// compares every lookup with symbolic's `SymCache::lookup`, so a layout change cannot go
+/// unnoticed.
+#[derive(Clone, Debug)]
+struct Tables<'a> {
+    files: &'a [u8],
+    functions: &'a [u8],
+    locations: &'a [u8],
+    ranges: &'a [u8],
     strings: &'a [u8],
 }
 
-impl std::fmt::Debug for NativeCache<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NativeCache")
-            .field("symcache", &self.symcache)
-            .field("flags", &self.flags)
-            .field("names", &(self.names.len() / NAME_ENTRY_LEN))
-            .field("comp_dirs", &(self.comp_dirs.len() / STR_REF_LEN))
-            .finish()
+const FILE_LEN: usize = 24;
+const FUNCTION_LEN: usize = 16;
+const LOCATION_LEN: usize = 16;
+const RANGE_LEN: usize = 4;
+/// Deepest inline chain we follow; deeper ones only come from corrupt caches (cycles).
+const MAX_CHAIN: usize = 4096;
+
+impl<'a> Tables<'a> {
+    fn parse(symcache: &'a [u8]) -> Result<Self, NativeError> {
+        if symcache.get(..4) != Some(b"SYMC".as_slice()) || read_u32(symcache, 4) != 9 {
+            return Err(invalid("embedded cache is not a little-endian SymCache v9"));
+        }
+        let count = |at: usize| read_u32(symcache, at) as u64;
+        let (num_files, num_functions) = (count(44), count(48));
+        let (num_locations, num_ranges, string_bytes) = (count(52), count(56), count(60));
+        if num_ranges > num_locations {
+            return Err(invalid("SymCache has more ranges than source locations"));
+        }
+        let mut pos = 80u64;
+        let mut table = |len: u64, what: &str| -> Result<&'a [u8], NativeError> {
+            let start = pos.next_multiple_of(8);
+            let slice = region(symcache, start, len, what)?;
+            pos = start + len;
+            Ok(slice)
+        };
+        Ok(Tables {
+            files: table(num_files * FILE_LEN as u64, "SymCache files")?,
+            functions: table(num_functions * FUNCTION_LEN as u64, "SymCache functions")?,
+            locations: table(num_locations * LOCATION_LEN as u64, "SymCache locations")?,
+            ranges: table(num_ranges * RANGE_LEN as u64, "SymCache ranges")?,
+            strings: table(string_bytes, "SymCache strings")?,
+        })
+    }
+
+    /// Index of the source location covering `addr`, if any.
+    fn location_for(&self, addr: u64) -> Option<usize> {
+        let addr = u32::try_from(addr).ok()?;
+        let num_ranges = self.ranges.len() / RANGE_LEN;
+        // Index of the last range starting at or before `addr`.
+        let (mut lo, mut hi) = (0, num_ranges);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if read_u32(self.ranges, mid * RANGE_LEN) <= addr {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let range = lo.checked_sub(1)?;
+        let first_range_location = self.locations.len() / LOCATION_LEN - num_ranges;
+        let index = first_range_location + range;
+        // The sentinel "no location" marks the end of a function or symbol.
+        let at = index * LOCATION_LEN;
+        let no_location = (0..4).all(|i| read_u32(self.locations, at + i * 4) == u32::MAX);
+        (!no_location).then_some(index)
+    }
+
+    /// A string of the string table: LEB128 length, then the bytes.
+    fn string(&self, offset: u32) -> Option<&'a str> {
+        let mut pos = offset as usize;
+        let mut len = 0usize;
+        for shift in (0..35).step_by(7) {
+            let byte = *self.strings.get(pos)?;
+            pos += 1;
+            len |= usize::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                let bytes = self.strings.get(pos..pos.checked_add(len)?)?;
+                return std::str::from_utf8(bytes).ok();
+            }
+        }
+        None
     }
 }
 
@@ -88,19 +169,12 @@ fn region<'a>(bytes: &'a [u8], offset: u64, len: u64, what: &str) -> Result<&'a 
     let end = start
         .checked_add(len)
         .ok_or_else(|| invalid(format!("{what} range overflows")))?;
-    bytes
-        .get(start..end)
-        .ok_or_else(|| invalid(format!("{what} [{start}, {end}) is past the end ({})", bytes.len())))
-}
-
-/// FNV-1a, 64 bit: stable across builds and platforms, unlike std's hasher.
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
+    bytes.get(start..end).ok_or_else(|| {
+        invalid(format!(
+            "{what} [{start}, {end}) is past the end ({})",
+            bytes.len()
+        ))
+    })
 }
 
 impl<'a> NativeCache<'a> {
@@ -118,26 +192,11 @@ impl<'a> NativeCache<'a> {
                 "cache format version {version}, expected {FORMAT_VERSION}"
             )));
         }
-        if bytes.as_ptr() as usize % 8 != 0 {
+        if !(bytes.as_ptr() as usize).is_multiple_of(8) {
             return Err(invalid("cache buffer is not 8-byte aligned"));
         }
         let flags = read_u32(bytes, 12);
         let symcache_bytes = region(bytes, read_u64(bytes, 16), read_u64(bytes, 24), "symcache")?;
-        let names_count = read_u64(bytes, 40);
-        let names = region(
-            bytes,
-            read_u64(bytes, 32),
-            names_count.saturating_mul(NAME_ENTRY_LEN as u64),
-            "name table",
-        )?;
-        let comp_dirs_count = read_u64(bytes, 56);
-        let comp_dirs = region(
-            bytes,
-            read_u64(bytes, 48),
-            comp_dirs_count.saturating_mul(STR_REF_LEN as u64),
-            "comp_dir table",
-        )?;
-        let strings = region(bytes, read_u64(bytes, 64), read_u64(bytes, 72), "strings")?;
         let symcache = SymCache::parse(symcache_bytes)
             .map_err(|e| invalid(format!("embedded SymCache: {e}")))?;
         if !symcache.is_latest() {
@@ -146,12 +205,11 @@ impl<'a> NativeCache<'a> {
                 symcache.version()
             )));
         }
+        let tables = Tables::parse(symcache_bytes)?;
         Ok(NativeCache {
             symcache,
+            tables,
             flags,
-            names,
-            comp_dirs,
-            strings,
         })
     }
 
@@ -178,103 +236,125 @@ impl<'a> NativeCache<'a> {
     /// (padding, PLT stubs, data, past the end of the code). It never falls back to the nearest
     /// symbol for such an address.
     pub fn lookup(&self, addr: u64) -> Vec<NativeFrame> {
-        let locations: Vec<_> = self.symcache.lookup(addr).collect();
-        let Some(outermost) = locations.last() else {
-            return Vec::new();
-        };
-        let sym_addr = u64::from(outermost.function().entry_pc());
-        locations
-            .iter()
-            .map(|location| {
-                let function = location.function();
-                let raw = function.name();
-                let (demangled, detected) = match self.find_name(raw) {
-                    Some((demangled, lang)) => (demangled, lang),
-                    None => (raw, Language::Unknown),
-                };
-                let lang = match function.language() {
-                    Language::Unknown => detected,
-                    lang => lang,
-                };
-                let abs_path = location.file().map(|file| file.full_path());
-                let filename = abs_path.as_deref().map(|path| self.relative_filename(path));
-                let line = location.line();
-                NativeFrame {
-                    function: demangled.to_owned(),
-                    symbol: (!raw.is_empty()).then(|| raw.to_owned()),
-                    sym_addr,
-                    abs_path,
-                    filename,
-                    lineno: (line > 0).then_some(line),
-                    lang: (lang != Language::Unknown).then(|| lang.name().to_owned()),
-                }
-            })
-            .collect()
-    }
-
-    fn string(&self, at: usize, table: &[u8]) -> &'a str {
-        let offset = read_u32(table, at) as usize;
-        let len = read_u32(table, at + 4) as usize;
-        self.strings
-            .get(offset..offset.saturating_add(len))
-            .and_then(|bytes| std::str::from_utf8(bytes).ok())
-            .unwrap_or("")
-    }
-
-    /// The demangled form and detected language of `raw`, if it differs from `raw`.
-    fn find_name(&self, raw: &str) -> Option<(&'a str, Language)> {
-        let count = self.names.len() / NAME_ENTRY_LEN;
-        let hash = fnv1a(raw.as_bytes());
-        let entry_hash = |i: usize| read_u64(self.names, i * NAME_ENTRY_LEN);
-        // First entry with entry_hash >= hash.
-        let (mut lo, mut hi) = (0, count);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if entry_hash(mid) < hash {
-                lo = mid + 1;
-            } else {
-                hi = mid;
+        let tables = &self.tables;
+        let mut frames: Vec<NativeFrame> = Vec::new();
+        let mut next = tables.location_for(addr);
+        let mut outermost_entry = 0;
+        while let Some(index) = next {
+            if frames.len() >= MAX_CHAIN {
+                break;
             }
+            let at = index * LOCATION_LEN;
+            let Some(location) = tables.locations.get(at..at + LOCATION_LEN) else {
+                break;
+            };
+            let (file_index, line) = (read_u32(location, 0), read_u32(location, 4));
+            let (function_index, inlined_into) = (read_u32(location, 8), read_u32(location, 12));
+            next = (inlined_into != u32::MAX).then_some(inlined_into as usize);
+
+            let function = tables
+                .functions
+                .get(function_index as usize * FUNCTION_LEN..)
+                .filter(|f| f.len() >= FUNCTION_LEN);
+            let name = function
+                .and_then(|f| tables.string(read_u32(f, 0)))
+                .unwrap_or("?");
+            outermost_entry = function.map_or(u32::MAX, |f| read_u32(f, 8));
+            let stored_lang = function.map_or(u32::MAX, |f| read_u32(f, 12));
+
+            let mut parts = name.split('\0');
+            let display = parts.next().unwrap_or_default();
+            let raw = parts.next().unwrap_or(display);
+            let lang = match Language::from_u32(stored_lang) {
+                Language::Unknown => parts
+                    .next()
+                    .and_then(|name| Language::from_str(name).ok())
+                    .unwrap_or(Language::Unknown),
+                known => known,
+            };
+
+            let path = tables
+                .files
+                .get(file_index as usize * FILE_LEN..)
+                .filter(|f| f.len() >= FILE_LEN)
+                .and_then(|f| tables.string(read_u32(f, 8)))
+                .filter(|path| !path.is_empty());
+            let (abs_path, filename) = match path.map(|p| p.split_once('\0').unwrap_or((p, ""))) {
+                Some((abs_path, "")) => (
+                    Some(abs_path.to_owned()),
+                    Some(base_name(abs_path).unwrap_or(abs_path).to_owned()),
+                ),
+                Some((abs_path, filename)) => {
+                    (Some(abs_path.to_owned()), Some(filename.to_owned()))
+                }
+                None => (None, None),
+            };
+
+            frames.push(NativeFrame {
+                function: display.to_owned(),
+                symbol: (!raw.is_empty()).then(|| raw.to_owned()),
+                sym_addr: 0,
+                abs_path,
+                filename,
+                lineno: (line > 0).then_some(line),
+                lang: (lang != Language::Unknown).then(|| lang.name().to_owned()),
+            });
         }
-        let names = self.names;
-        (lo..count)
-            .take_while(|&i| entry_hash(i) == hash)
-            .find(|&i| self.string(i * NAME_ENTRY_LEN + 8, names) == raw)
-            .map(|i| {
-                let at = i * NAME_ENTRY_LEN;
-                let demangled = self.string(at + 16, names);
-                let lang = Language::from_u32(read_u32(names, at + 24));
-                (demangled, lang)
-            })
+        // Inlined frames report the function they were inlined into, like a symbol table would.
+        for frame in &mut frames {
+            frame.sym_addr = u64::from(outermost_entry);
+        }
+        frames
     }
 
-    /// `path` relative to the longest compilation directory it lies below, else its base name.
-    fn relative_filename(&self, path: &str) -> String {
-        let count = self.comp_dirs.len() / STR_REF_LEN;
-        if count > 0 {
-            // Try every ancestor directory of `path`, longest first.
-            let separators = path.char_indices().rev().filter(|&(_, c)| c == '/' || c == '\\');
-            for (i, _) in separators {
-                let prefix = &path[..i];
-                if prefix.is_empty() {
-                    continue;
+    /// The same lookup through symbolic's `SymCache::lookup`, to check our reading of the
+    /// tables against symbolic's.
+    #[cfg(test)]
+    pub(crate) fn lookup_with_symbolic(&self, addr: u64) -> Vec<NativeFrame> {
+        let mut frames: Vec<NativeFrame> = Vec::new();
+        let mut outermost_entry = 0;
+        for location in self.symcache.lookup(addr) {
+            let function = location.function();
+            outermost_entry = function.entry_pc();
+            let mut parts = function.name().split('\0');
+            let display = parts.next().unwrap_or_default();
+            let raw = parts.next().unwrap_or(display);
+            let lang = match function.language() {
+                Language::Unknown => parts
+                    .next()
+                    .and_then(|name| Language::from_str(name).ok())
+                    .unwrap_or(Language::Unknown),
+                known => known,
+            };
+            let path = location.file().map(|file| file.full_path());
+            let path = path.filter(|p| !p.is_empty());
+            let (abs_path, filename) = match path
+                .as_deref()
+                .map(|p| p.split_once('\0').unwrap_or((p, "")))
+            {
+                Some((abs_path, "")) => (
+                    Some(abs_path.to_owned()),
+                    Some(base_name(abs_path).unwrap_or(abs_path).to_owned()),
+                ),
+                Some((abs_path, filename)) => {
+                    (Some(abs_path.to_owned()), Some(filename.to_owned()))
                 }
-                let (mut lo, mut hi) = (0, count);
-                while lo < hi {
-                    let mid = lo + (hi - lo) / 2;
-                    match self.string(mid * STR_REF_LEN, self.comp_dirs).cmp(prefix) {
-                        std::cmp::Ordering::Less => lo = mid + 1,
-                        std::cmp::Ordering::Greater => hi = mid,
-                        std::cmp::Ordering::Equal => return path[i + 1..].to_owned(),
-                    }
-                }
-            }
+                None => (None, None),
+            };
+            let line = location.line();
+            frames.push(NativeFrame {
+                function: display.to_owned(),
+                symbol: (!raw.is_empty()).then(|| raw.to_owned()),
+                sym_addr: 0,
+                abs_path,
+                filename,
+                lineno: (line > 0).then_some(line),
+                lang: (lang != Language::Unknown).then(|| lang.name().to_owned()),
+            });
         }
-        let base = path
-            .rsplit(['/', '\\'])
-            .next()
-            .filter(|base| !base.is_empty())
-            .unwrap_or(path);
-        base.to_owned()
+        for frame in &mut frames {
+            frame.sym_addr = u64::from(outermost_entry);
+        }
+        frames
     }
 }

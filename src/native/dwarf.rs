@@ -28,13 +28,13 @@ use std::rc::Rc;
 
 use addr2line::gimli;
 use gimli::{
-    constants, AttributeValue, EndianSlice, RunTimeEndian, Section as _, SectionId,
-    UnitOffset, UnitType,
+    constants, AttributeValue, EndianSlice, RunTimeEndian, Section as _, SectionId, UnitOffset,
+    UnitType,
 };
 use object::{Object as _, ObjectSection as _};
 use symbolic::common::{Language, Name, NameMangling};
-use symbolic::debuginfo::function_builder::FunctionBuilder;
 use symbolic::debuginfo::dwarf::Dwarf as SymbolicDwarf;
+use symbolic::debuginfo::function_builder::FunctionBuilder;
 use symbolic::debuginfo::{FileInfo, Function, Object};
 
 use super::NativeError;
@@ -101,8 +101,13 @@ pub(crate) struct MainSections<'d> {
 }
 
 impl<'d> MainSections<'d> {
-    /// `None` when the object cannot carry DWARF (PDB, Breakpad) or has no `.debug_info`.
-    pub(crate) fn load(object: &Object<'d>) -> Option<Self> {
+    /// `Ok(None)` when the object cannot carry DWARF (PDB, Breakpad) or has no `.debug_info`.
+    ///
+    /// ELF and Mach-O sections are read with the `object` crate rather than symbolic: both
+    /// decompress (`SHF_COMPRESSED`, `.zdebug_*`, `__zdebug_*`), but symbolic allocates the
+    /// size a section header claims up front, which aborts the process on a forged header,
+    /// while `object` reserves fallibly.
+    pub(crate) fn load(object: &Object<'d>) -> Result<Option<Self>, NativeError> {
         fn load<'d>(dwarf: &impl SymbolicDwarf<'d>) -> gimli::DwarfSections<Cow<'d, [u8]>> {
             let loaded: Result<_, std::convert::Infallible> =
                 gimli::DwarfSections::load(|id: SectionId| {
@@ -117,18 +122,29 @@ impl<'d> MainSections<'d> {
             }
         }
         let (sections, endian, address_offset) = match object {
-            Object::Elf(elf) => (load(elf), elf.endianity(), elf.load_address() as i64),
-            Object::MachO(macho) => (load(macho), macho.endianity(), macho.load_address() as i64),
+            Object::Elf(_) | Object::MachO(_) => {
+                let file =
+                    object::File::parse(object.data()).map_err(|e| malformed("object file", e))?;
+                let sections =
+                    gimli::DwarfSections::load(|id: SectionId| section(&file, Some(id.name())))?;
+                (sections, endian(&file), object.load_address() as i64)
+            }
             Object::Pe(pe) => (load(pe), pe.endianity(), pe.load_address() as i64),
             Object::Wasm(wasm) => (load(wasm), wasm.endianity(), -(wasm.code_offset() as i64)),
-            _ => return None,
+            _ => return Ok(None),
         };
         let main = MainSections {
             sections: Sections { sections, endian },
             address_offset,
         };
         let has_units = !main.sections.dwarf().debug_info.reader().is_empty();
-        has_units.then_some(main)
+        Ok(has_units.then_some(main))
+    }
+
+    /// Whether symbolic's session may read this file when ours fails. Not for ELF and Mach-O:
+    /// symbolic would decompress their sections with an unbounded allocation (see `load`).
+    pub(crate) fn symbolic_may_retry(object: &Object<'_>) -> bool {
+        !matches!(object, Object::Elf(_) | Object::MachO(_))
     }
 
     /// True when some unit is a split DWARF skeleton (DWARF 5 `DW_UT_skeleton`, or a DWARF 4
@@ -166,8 +182,7 @@ struct Sections<'d> {
 impl<'d> Sections<'d> {
     /// The `.dwo` sections of a split DWARF file.
     fn load_dwo(file: &object::File<'d>) -> Result<Self, NativeError> {
-        let sections =
-            gimli::DwarfSections::load(|id: SectionId| section(file, id.dwo_name()))?;
+        let sections = gimli::DwarfSections::load(|id: SectionId| section(file, id.dwo_name()))?;
         Ok(Sections {
             sections,
             endian: endian(file),
@@ -227,7 +242,10 @@ impl<'s> SplitIndex<'s> {
         for (i, sections) in inputs.dwo.iter().enumerate() {
             let dwarf = sections.dwarf();
             let mut headers = dwarf.units();
-            while let Some(header) = headers.next().map_err(|e| malformed(".dwo unit header", e))? {
+            while let Some(header) = headers
+                .next()
+                .map_err(|e| malformed(".dwo unit header", e))?
+            {
                 let id = match header.type_() {
                     UnitType::SplitCompilation(id) => Some(id),
                     UnitType::Compilation => dwarf.unit(header).ok().and_then(|unit| unit.dwo_id),
@@ -243,7 +261,10 @@ impl<'s> SplitIndex<'s> {
             let endian = package.endian;
             let parsed = package
                 .sections
-                .borrow(|data| EndianSlice::new(data, endian), EndianSlice::new(&[], endian))
+                .borrow(
+                    |data| EndianSlice::new(data, endian),
+                    EndianSlice::new(&[], endian),
+                )
                 .map_err(|e| malformed(".dwp index", e))?;
             packages.push(parsed);
         }
@@ -355,7 +376,10 @@ pub(crate) fn functions(
         };
         let mut split_unit = None;
         let mut split_headers = split_dwarf.units();
-        while let Some(h) = split_headers.next().map_err(|e| malformed(".dwo unit header", e))? {
+        while let Some(h) = split_headers
+            .next()
+            .map_err(|e| malformed(".dwo unit header", e))?
+        {
             let unit_id = match h.type_() {
                 UnitType::SplitCompilation(id) => Some(id),
                 UnitType::Compilation => None,
@@ -457,9 +481,10 @@ fn unit_language(unit: &Unit<'_>) -> Language {
 /// Same mapping as symbolic's.
 fn language_from_dwarf(language: gimli::DwLang) -> Language {
     match language {
-        constants::DW_LANG_C | constants::DW_LANG_C11 | constants::DW_LANG_C89 | constants::DW_LANG_C99 => {
-            Language::C
-        }
+        constants::DW_LANG_C
+        | constants::DW_LANG_C11
+        | constants::DW_LANG_C89
+        | constants::DW_LANG_C99 => Language::C,
         constants::DW_LANG_C_plus_plus
         | constants::DW_LANG_C_plus_plus_03
         | constants::DW_LANG_C_plus_plus_11
@@ -525,7 +550,11 @@ impl<'s> FileTable<'s> {
             Ok(program) => program,
             Err(_) => return Ok(None),
         };
-        Ok(Some(FileTable::from_header(dwarf, split_unit, program.header())))
+        Ok(Some(FileTable::from_header(
+            dwarf,
+            split_unit,
+            program.header(),
+        )))
     }
 
     fn get(&self, index: u64) -> FileInfo<'s> {
@@ -560,7 +589,11 @@ struct LineTable<'s> {
 }
 
 impl<'s> LineTable<'s> {
-    fn new(dwarf: &Dwarf<'s>, unit: &Unit<'s>, load_address: u64) -> Result<Option<Self>, NativeError> {
+    fn new(
+        dwarf: &Dwarf<'s>,
+        unit: &Unit<'s>,
+        load_address: u64,
+    ) -> Result<Option<Self>, NativeError> {
         let Some(program) = unit.line_program.clone() else {
             return Ok(None);
         };
@@ -633,7 +666,11 @@ impl<'s> LineTable<'s> {
     /// Rows overlapping `[begin, end)`: from the row covering `begin` up to the last row
     /// starting before `end`, in the first sequence that overlaps.
     fn rows(&self, begin: u64, end: u64) -> &[Row] {
-        for sequence in &self.sequences {
+        // Sequences are sorted by start and, in well-formed DWARF, disjoint: the first one that
+        // overlaps `[begin, end)` is the one containing `begin`, or else the next one.
+        let next = self.sequences.partition_point(|s| s.start <= begin);
+        let candidates = self.sequences[next.saturating_sub(1)..].iter().take(2);
+        for sequence in candidates {
             if begin >= sequence.end || sequence.start >= end {
                 continue;
             }
@@ -689,8 +726,8 @@ struct DieAttrs<'s> {
 }
 
 enum Scope<'s> {
-    /// A top-level function being built: one builder per address range.
-    Function(Vec<(u64, u64, FunctionBuilder<'s>)>),
+    /// A top-level function being built: one builder per address range, sorted by address.
+    Function(Vec<FunctionRange<'s>>),
     /// An inlined call.
     Inlinee,
     /// An inlined call without code of its own whose subtree may still hold inlined calls
@@ -699,6 +736,15 @@ enum Scope<'s> {
     /// A subtree whose inlined calls we ignore (function without code, e.g. removed by the
     /// linker), but whose nested functions we still read.
     Dead,
+}
+
+/// One address range of a top-level function (symbolic makes each its own `Function`).
+struct FunctionRange<'s> {
+    begin: u64,
+    end: u64,
+    /// Position in the DIE's range list: functions are emitted in this order.
+    order: usize,
+    builder: FunctionBuilder<'s>,
 }
 
 /// An inlined call whose range list is empty. gcc 12 writes such lists for DWARF 4 when a
@@ -745,9 +791,12 @@ fn add_inlinee<'s>(
     };
     if let Some((_, Scope::Function(builders))) = before.last_mut() {
         for &(begin, end) in ranges {
-            if let Some((_, _, builder)) =
-                builders.iter_mut().find(|(b, e, _)| *b <= begin && begin < *e)
-            {
+            let containing = builders
+                .partition_point(|range| range.begin <= begin)
+                .checked_sub(1)
+                .and_then(|i| builders.get_mut(i))
+                .filter(|range| begin < range.end);
+            if let Some(FunctionRange { builder, .. }) = containing {
                 builder.add_inlinee(
                     inline_depth,
                     name.clone(),
@@ -845,20 +894,26 @@ impl<'s> UnitContext<'_, 's> {
                             NameMangling::Mangled,
                             self.language,
                         ),
-                        None => self
-                            .die_name(offset, &mut names)
-                            .unwrap_or_else(|| Name::new("", NameMangling::Unmangled, self.language)),
+                        None => self.die_name(offset, &mut names).unwrap_or_else(|| {
+                            Name::new("", NameMangling::Unmangled, self.language)
+                        }),
                     };
-                    let builders = range_buf
+                    let mut builders: Vec<_> = range_buf
                         .iter()
-                        .map(|&(begin, end)| {
-                            (
+                        .enumerate()
+                        .map(|(order, &(begin, end))| FunctionRange {
+                            begin,
+                            end,
+                            order,
+                            builder: FunctionBuilder::new(
+                                name.clone(),
+                                self.comp_dir,
                                 begin,
-                                end,
-                                FunctionBuilder::new(name.clone(), self.comp_dir, begin, end - begin),
-                            )
+                                end - begin,
+                            ),
                         })
                         .collect();
+                    builders.sort_by_key(|range| range.begin);
                     stack.push((depth, Scope::Function(builders)));
                 }
                 constants::DW_TAG_inlined_subroutine => {
@@ -939,10 +994,23 @@ impl<'s> UnitContext<'_, 's> {
             }
             Scope::Inlinee | Scope::Dead => return,
         };
-        for (begin, end, mut builder) in builders {
+        let mut builders = builders;
+        builders.sort_by_key(|range| range.order);
+        for FunctionRange {
+            begin,
+            end,
+            mut builder,
+            ..
+        } in builders
+        {
             if let Some(lines) = self.lines {
                 for row in lines.rows(begin, end) {
-                    builder.add_leaf_line(row.address, row.size, lines.files.get(row.file_index), row.line);
+                    builder.add_leaf_line(
+                        row.address,
+                        row.size,
+                        lines.files.get(row.file_index),
+                        row.line,
+                    );
                 }
             }
             sink(&builder.finish());
@@ -993,9 +1061,12 @@ impl<'s> UnitContext<'_, 's> {
             if begin == 0 || begin >= end || begin >= u64::MAX - 1 {
                 return;
             }
-            out.push((begin.wrapping_sub(load_address), end.wrapping_sub(load_address)));
+            out.push((
+                begin.wrapping_sub(load_address),
+                end.wrapping_sub(load_address),
+            ));
         };
-        if let Some(value) = attrs.ranges.clone() {
+        if let Some(value) = attrs.ranges {
             if let Some(mut ranges) = self
                 .dwarf
                 .attr_ranges(self.unit, value)
@@ -1049,7 +1120,11 @@ impl<'s> UnitContext<'_, 's> {
             match attr.name() {
                 constants::DW_AT_linkage_name | constants::DW_AT_MIPS_linkage_name => {
                     let name = self.dwarf.attr_string(unit, attr.value()).ok()?;
-                    return Some(Name::new(text(name.slice()), NameMangling::Mangled, self.language));
+                    return Some(Name::new(
+                        text(name.slice()),
+                        NameMangling::Mangled,
+                        self.language,
+                    ));
                 }
                 constants::DW_AT_name => plain = Some(attr.value()),
                 constants::DW_AT_abstract_origin | constants::DW_AT_specification => {
@@ -1060,7 +1135,11 @@ impl<'s> UnitContext<'_, 's> {
         }
         if let Some(value) = plain {
             let name = self.dwarf.attr_string(unit, value).ok()?;
-            return Some(Name::new(text(name.slice()), NameMangling::Unmangled, self.language));
+            return Some(Name::new(
+                text(name.slice()),
+                NameMangling::Unmangled,
+                self.language,
+            ));
         }
         if depth == 0 {
             return None;
@@ -1082,7 +1161,10 @@ impl<'s> UnitContext<'_, 's> {
 
     /// The unit of this file containing `.debug_info` offset `target` (cross-unit references,
     /// which LTO produces).
-    fn unit_containing(&self, target: gimli::DebugInfoOffset) -> Option<(Rc<Unit<'s>>, UnitOffset)> {
+    fn unit_containing(
+        &self,
+        target: gimli::DebugInfoOffset,
+    ) -> Option<(Rc<Unit<'s>>, UnitOffset)> {
         if let Some(cross_units) = self.cross_units {
             return cross_units.find(target);
         }
@@ -1095,4 +1177,3 @@ impl<'s> UnitContext<'_, 's> {
         None
     }
 }
-

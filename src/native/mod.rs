@@ -35,12 +35,19 @@
 //!
 //! # The cache
 //!
-//! The cache is symbolic's SymCache (format 9) wrapped in a small container of ours (see
-//! `cache.rs`) that adds what the SymCache cannot express: demangled names computed once at build
-//! time (demangling C++ per lookup would dominate the lookup cost), the languages of bare
-//! symbols, and the compilation directories used to derive `filename` from `abs_path`. For split
-//! DWARF, which symbolic cannot read, `split.rs` walks the skeleton units and their `.dwo`/`.dwp`
-//! units with gimli and feeds the same SymCache converter, so both paths produce one format.
+//! The cache is symbolic's SymCache (format 9) behind a 32-byte header of ours (magic,
+//! [`FORMAT_VERSION`], flags). Function names are stored demangled together with their raw form,
+//! and file paths already joined with their directories, so a lookup does no demangling and
+//! reads no other table (see `cache.rs`).
+//!
+//! The functions come from our own DWARF reader (`dwarf.rs`, gimli, fed to symbolic's
+//! `FunctionBuilder` and `SymCacheConverter`) for DWARF in ELF, Mach-O, wasm and PE files, and
+//! from symbolic's debug sessions for PDB and Breakpad. symbolic parses every container. Our
+//! reader exists because symbolic cannot read split DWARF (`.dwo`/`.dwp`); it is the default for
+//! all DWARF because on every fixture it gives the same answers as symbolic's session except
+//! where symbolic loses inlined frames (an inlined call whose range list is empty but whose
+//! own inlined calls have code, which gcc 12 emits for DWARF 4; see `dwarf::Hollow`), and it is
+//! faster. `build::DwarfReader` switches back to symbolic's session in one place.
 //!
 //! Symbol-table-only entries (no debug info for that address) come back as one frame with only
 //! `function`, `symbol` and `sym_addr`. Symbols are bounded by their own size, or, when they
@@ -55,7 +62,6 @@ mod dwarf;
 #[cfg(test)]
 mod tests;
 
-use std::borrow::Cow;
 use std::str::FromStr;
 
 use symbolic::common::{Arch, CpuFamily, Name};
@@ -137,8 +143,8 @@ pub struct NativeFrame {
     /// Absolute path of the source file, as the compiler recorded it (compilation directory
     /// joined with the file's directory and name, `.`/`..` cleaned).
     pub abs_path: Option<String>,
-    /// The source path relative to the compilation directory when it lies below it, otherwise
-    /// the file's base name.
+    /// The source path relative to the compilation directory of the function's unit when it
+    /// lies below it (`src/app.c`), otherwise the file's base name (`vector.h`).
     pub filename: Option<String>,
     /// 1-based line number; `None` when the debug information has no line for the address.
     pub lineno: Option<u32>,
@@ -210,9 +216,4 @@ pub(crate) fn parse_arch(arch: &str) -> Arch {
         _ if lower.starts_with("arm") => Arch::ArmUnknown,
         _ => Arch::Unknown,
     }
-}
-
-/// Lossy conversion of debug-info bytes to text; names and paths are UTF-8 in practice.
-pub(crate) fn lossy(bytes: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(bytes)
 }

@@ -20,7 +20,6 @@
 //! `outside` samples (padding, PLT, headers, data, past the end) must resolve to nothing,
 //! whatever the tools say.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -36,22 +35,62 @@ fn read(relative: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading fixture {}: {e}", path.display()))
 }
 
-/// How to build the cache for one oracle file.
+/// How to build the cache for one oracle file, and what to compare with.
 struct Case {
+    /// Label in the report.
+    label: &'static str,
     oracle: &'static str,
     debug_file: &'static str,
     executable: Option<&'static str>,
     dwo_files: &'static [&'static str],
+    /// Split DWARF without its .dwo/.dwp: compare with `llvm_symbolizer_skeleton_only` (and
+    /// addr2line, which never reads split units) instead of the full answers.
+    skeleton_only: bool,
 }
 
 const fn case(oracle: &'static str, debug_file: &'static str) -> Case {
     Case {
+        label: oracle,
         oracle,
         debug_file,
         executable: None,
         dwo_files: &[],
+        skeleton_only: false,
     }
 }
+
+/// Samples we knowingly answer differently from every oracle, with the reason. The test fails
+/// on any other miss, and on a listed one that starts to match (so the list stays true).
+const KNOWN_MISSES: &[(&str, &str, &str)] = &[
+    (
+        "c_wasm",
+        "0x3",
+        "labelled 'padding' by the oracle, but it is the `end` opcode of __wasm_call_ctors \
+         (code offsets 0x2..0x4 are its body; the linker-made function has no DWARF, which is \
+         why the oracle's DWARF-based labelling missed it); we resolve it from the name section",
+    ),
+    (
+        "c_breakpad",
+        "0x1385",
+        ".sym only: after the last PUBLIC (_fini), which has no size and no STACK record; \
+         a .sym file has no section table to bound it (with the executable: no miss)",
+    ),
+    (
+        "c_breakpad",
+        "0x2000",
+        "as 0x1385: .rodata, after the unbounded last PUBLIC",
+    ),
+    (
+        "c_breakpad",
+        "0x4000",
+        "as 0x1385: .data, after the unbounded last PUBLIC",
+    ),
+    (
+        "c_breakpad",
+        "0xfffffff0",
+        "as 0x1385: far past the image, after the unbounded last PUBLIC",
+    ),
+];
 
 const CASES: &[Case] = &[
     case("c_dwarf4", "out/c_dwarf4"),
@@ -69,7 +108,27 @@ const CASES: &[Case] = &[
         ..case("c_splitdwarf", "out/c_splitdwarf")
     },
     Case {
+        label: "c_splitdwarf (.dwo)",
+        dwo_files: &["out/c_splitdwarf-app.dwo", "out/c_splitdwarf-util.dwo"],
+        ..case("c_splitdwarf", "out/c_splitdwarf")
+    },
+    Case {
+        label: "c_splitdwarf (none)",
+        skeleton_only: true,
+        ..case("c_splitdwarf", "out/c_splitdwarf")
+    },
+    Case {
         dwo_files: &["out/c_splitdwarf4.dwp"],
+        ..case("c_splitdwarf4", "out/c_splitdwarf4")
+    },
+    Case {
+        label: "c_splitdwarf4 (.dwo)",
+        dwo_files: &["out/c_splitdwarf4-app.dwo", "out/c_splitdwarf4-util.dwo"],
+        ..case("c_splitdwarf4", "out/c_splitdwarf4")
+    },
+    Case {
+        label: "c_splitdwarf4 (none)",
+        skeleton_only: true,
         ..case("c_splitdwarf4", "out/c_splitdwarf4")
     },
     case("c_gz_zlib", "out/c_gz_zlib"),
@@ -79,7 +138,10 @@ const CASES: &[Case] = &[
     case("rust_app", "out/rust_app"),
     Case {
         executable: Some("out/c_macho"),
-        ..case("c_macho", "out/c_macho.dSYM/Contents/Resources/DWARF/c_macho")
+        ..case(
+            "c_macho",
+            "out/c_macho.dSYM/Contents/Resources/DWARF/c_macho",
+        )
     },
     Case {
         executable: Some("out/c_pe.exe"),
@@ -87,6 +149,11 @@ const CASES: &[Case] = &[
     },
     case("c_wasm", "out/c_wasm.wasm"),
     case("c_breakpad", "out/c_dwarf5.sym"),
+    Case {
+        label: "c_breakpad (+exe)",
+        executable: Some("out/c_dwarf5"),
+        ..case("c_breakpad", "out/c_dwarf5.sym")
+    },
     case("c_pe_breakpad", "out/c_pe.sym"),
     case("c_macho_breakpad", "out/c_macho.sym"),
 ];
@@ -163,7 +230,11 @@ fn show(chain: &[Cmp]) -> String {
     if chain.is_empty() {
         return "[]".to_owned();
     }
-    chain.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(" <- ")
+    chain
+        .iter()
+        .map(|f| f.to_string())
+        .collect::<Vec<_>>()
+        .join(" <- ")
 }
 
 /// Resolves `.` and `..` components: the tools print paths as the compiler joined them
@@ -199,7 +270,10 @@ fn normalize_integer_literals(name: &str) -> String {
         let mut rest = out.as_str();
         while let Some(pos) = rest.find(cast) {
             let after = &rest[pos + cast.len()..];
-            let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit() || c == '-').len();
+            let digits = after.len()
+                - after
+                    .trim_start_matches(|c: char| c.is_ascii_digit() || c == '-')
+                    .len();
             result.push_str(&rest[..pos]);
             if digits > 0 {
                 result.push_str(&after[..digits]);
@@ -321,25 +395,33 @@ struct Miss {
 }
 
 struct Report {
-    name: &'static str,
+    label: &'static str,
     total: usize,
     matched: usize,
     by_addr2line: usize,
     by_llvm: usize,
     by_reference: usize,
+    /// Samples where llvm-symbolizer gives the outermost function's start and ours differs.
+    sym_addr_mismatches: Vec<String>,
     misses: Vec<Miss>,
 }
 
 fn run_case(case: &Case, reader: build::DwarfReader) -> Report {
-    let oracle_path = fixtures().join("oracle").join(format!("{}.json", case.oracle));
+    let oracle_path = fixtures()
+        .join("oracle")
+        .join(format!("{}.json", case.oracle));
     let oracle: Value = serde_json::from_slice(
         &std::fs::read(&oracle_path).unwrap_or_else(|e| panic!("{}: {e}", oracle_path.display())),
     )
     .unwrap_or_else(|e| panic!("{}: {e}", oracle_path.display()));
     let bytes = build(case, reader);
-    let cache = NativeCache::parse(&bytes).unwrap_or_else(|e| panic!("{}: parse: {e}", case.oracle));
+    let cache = NativeCache::parse(&bytes).unwrap_or_else(|e| panic!("{}: parse: {e}", case.label));
     let breakpad = oracle["format"].as_str() == Some("breakpad");
-    let base = if breakpad { 0 } else { hex(&oracle["image_vmaddr"]) };
+    let base = if breakpad {
+        0
+    } else {
+        hex(&oracle["image_vmaddr"])
+    };
     // Wasm: the oracle uses DWARF's code-section offsets, we (like symbolic, Sentry and the
     // browsers' `wasm-function[i]:0x…` offsets) use offsets into the module file.
     let wasm_code_offset = if oracle["format"].as_str() == Some("wasm") {
@@ -347,14 +429,20 @@ fn run_case(case: &Case, reader: build::DwarfReader) -> Report {
     } else {
         0
     };
+    let llvm_key = if case.skeleton_only {
+        "llvm_symbolizer_skeleton_only"
+    } else {
+        "llvm_symbolizer"
+    };
 
     let mut report = Report {
-        name: case.oracle,
+        label: case.label,
         total: 0,
         matched: 0,
         by_addr2line: 0,
         by_llvm: 0,
         by_reference: 0,
+        sym_addr_mismatches: Vec::new(),
         misses: Vec::new(),
     };
     let samples = oracle["samples"].as_array().cloned().unwrap_or_default();
@@ -368,18 +456,24 @@ fn run_case(case: &Case, reader: build::DwarfReader) -> Report {
         };
         let ours_cmp = our_chain(&ours);
         let a2l = oracle_chain(&sample["addr2line"]);
-        let llvm = oracle_chain(&sample["llvm_symbolizer"]);
+        let llvm = oracle_chain(&sample[llvm_key]);
         // Third readings the oracle documents as the expected answer where the tools err:
         // `reference_answer` (same-code reference fixture's answers, {tool: chain}, for the
         // llvm-symbolizer split-DWARF bug), `codeview_reference` (c_pe: the PDB records decoded
         // by the fixture script, for llvm-symbolizer's PDB line bugs) and `breakpad_sym` (the
-        // script's reading of the .sym file we are given).
-        let mut references: Vec<Vec<Cmp>> = sample["reference_answer"]
-            .as_object()
-            .map(|tools| tools.values().filter_map(oracle_chain).collect())
-            .unwrap_or_default();
-        references.extend(oracle_chain(&sample["codeview_reference"]));
-        references.extend(oracle_chain(&sample["breakpad_sym"]));
+        // script's reading of the .sym file we are given). Not for skeleton-only runs, whose
+        // expected answer is what the tools see without the split units.
+        let mut references: Vec<Vec<Cmp>> = Vec::new();
+        if !case.skeleton_only {
+            references.extend(
+                sample["reference_answer"]
+                    .as_object()
+                    .map(|tools| tools.values().filter_map(oracle_chain).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+            );
+            references.extend(oracle_chain(&sample["codeview_reference"]));
+            references.extend(oracle_chain(&sample["breakpad_sym"]));
+        }
         let matched = if kind == "outside" {
             ours.is_empty()
         } else {
@@ -391,6 +485,27 @@ fn run_case(case: &Case, reader: build::DwarfReader) -> Report {
             report.by_reference += usize::from(r && !a && !l);
             a || l || r
         };
+        // sym_addr: the start of the outermost function, which llvm-symbolizer reports as the
+        // last frame's StartAddress (DW_AT_low_pc; not for symbol-table answers or PDBs).
+        let llvm_start = sample[llvm_key]
+            .as_array()
+            .and_then(|frames| frames.last())
+            .and_then(|frame| frame["start_address"].as_str());
+        if let (Some(start), Some(frame), true) = (llvm_start, ours.last(), matched) {
+            // Breakpad oracles ran the tools at `tool_addr` (e.g. Mach-O vmaddr), we at `addr`.
+            let tool_base = match sample["tool_addr"].as_str() {
+                Some(_) => hex(&sample["tool_addr"]).wrapping_sub(addr),
+                None => base,
+            };
+            let expected = hex(&Value::from(start)).wrapping_sub(tool_base) + wasm_code_offset;
+            if frame.sym_addr != expected && frame.lineno.is_some() {
+                report.sym_addr_mismatches.push(format!(
+                    "{}: ours {:#x}, llvm {expected:#x}",
+                    sample["addr"].as_str().unwrap_or_default(),
+                    frame.sym_addr
+                ));
+            }
+        }
         if matched {
             report.matched += 1;
         } else {
@@ -401,7 +516,8 @@ fn run_case(case: &Case, reader: build::DwarfReader) -> Report {
                 ours: format!(
                     "{} (sym_addr {})",
                     show(&ours_cmp),
-                    ours.last().map_or("-".to_owned(), |f| format!("{:#x}", f.sym_addr))
+                    ours.last()
+                        .map_or("-".to_owned(), |f| format!("{:#x}", f.sym_addr))
                 ),
                 addr2line: a2l.as_deref().map_or("n/a".to_owned(), show),
                 llvm: llvm.as_deref().map_or("n/a".to_owned(), show),
@@ -413,32 +529,30 @@ fn run_case(case: &Case, reader: build::DwarfReader) -> Report {
 
 #[test]
 fn matches_the_oracles() {
-    check_oracles(build::DwarfReader::Symbolic);
+    check_oracles(build::DwarfReader::Own);
 }
 
+/// The same with symbolic's DWARF session instead of ours (diagnostic: it misses inlined
+/// calls below an inlined call with an empty range list, see `dwarf::Hollow`).
 #[test]
-fn own_dwarf_reader_matches_the_oracles() {
-    check_oracles(build::DwarfReader::Own);
+#[ignore]
+fn symbolic_dwarf_reader_against_the_oracles() {
+    check_oracles(build::DwarfReader::Symbolic);
 }
 
 fn check_oracles(reader: build::DwarfReader) {
     let filter = std::env::var("NATIVE_ORACLE").ok();
-    let mut failed = Vec::new();
-    let mut summary = BTreeMap::new();
+    let mut failures = Vec::new();
+    let mut seen_known = Vec::new();
     for case in CASES {
-        if filter.as_deref().is_some_and(|f| !case.oracle.contains(f)) {
-            continue;
-        }
-        if !fixtures().join("oracle").join(format!("{}.json", case.oracle)).exists() {
-            eprintln!("{}: oracle missing, skipped", case.oracle);
-            failed.push(format!("{}: oracle missing", case.oracle));
+        if filter.as_deref().is_some_and(|f| !case.label.contains(f)) {
             continue;
         }
         let report = run_case(case, reader);
         let rate = report.matched as f64 * 100.0 / report.total.max(1) as f64;
         eprintln!(
-            "{reader:?} {:18} {:4}/{:4} = {:6.2}%  (addr2line {}, llvm {}, reference only {})",
-            report.name,
+            "{reader:?} {:22} {:4}/{:4} = {:6.2}%  (addr2line {}, llvm {}, reference only {})",
+            report.label,
             report.matched,
             report.total,
             rate,
@@ -447,23 +561,55 @@ fn check_oracles(reader: build::DwarfReader) {
             report.by_reference
         );
         for miss in &report.misses {
+            let known = KNOWN_MISSES
+                .iter()
+                .find(|(label, addr, _)| *label == report.label && *addr == miss.addr);
             eprintln!(
-                "  MISS {} [{}{}]\n    ours: {}\n    a2l:  {}\n    llvm: {}",
+                "  {} {} [{}{}]\n    ours: {}\n    a2l:  {}\n    llvm: {}",
+                if known.is_some() {
+                    "KNOWN MISS"
+                } else {
+                    "MISS"
+                },
                 miss.addr,
                 miss.kind,
-                if miss.note.is_empty() { String::new() } else { format!(": {}", miss.note) },
+                if miss.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", miss.note)
+                },
                 miss.ours,
                 miss.addr2line,
                 miss.llvm
             );
+            match known {
+                Some((_, _, reason)) => {
+                    eprintln!("    why:  {reason}");
+                    seen_known.push((report.label, miss.addr.clone()));
+                }
+                None => failures.push(format!("{} {}: unexpected miss", report.label, miss.addr)),
+            }
         }
-        summary.insert(report.name, rate);
+        for mismatch in &report.sym_addr_mismatches {
+            eprintln!("  SYM_ADDR {mismatch}");
+            failures.push(format!("{} sym_addr {mismatch}", report.label));
+        }
         if rate < 99.5 {
-            failed.push(format!("{}: {rate:.2}%", report.name));
+            failures.push(format!("{}: {rate:.2}% < 99.5%", report.label));
         }
     }
-    eprintln!("{summary:#?}");
-    assert!(failed.is_empty(), "below 99.5%: {failed:?}");
+    if filter.is_none() && reader == build::DwarfReader::Own {
+        for (label, addr, _) in KNOWN_MISSES {
+            if !seen_known.iter().any(|(l, a)| l == label && a == addr) {
+                failures.push(format!(
+                    "{label} {addr}: listed as a known miss but matches now"
+                ));
+            }
+        }
+    }
+    // The .sym-only Breakpad case cannot reach 99.5%: a .sym has no extent for PUBLIC records.
+    failures.retain(|f| !(f.starts_with("c_breakpad:") && f.ends_with("< 99.5%")));
+    assert!(failures.is_empty(), "{failures:#?}");
 }
 
 /// Build-time comparison of the two DWARF readers (run with `--release --ignored`).
@@ -479,7 +625,10 @@ fn time_dwarf_readers() {
                 .expect("build")
                 .len();
         }
-        eprintln!("{reader:?}: {:?} per build, cache {len} bytes", start.elapsed() / 5);
+        eprintln!(
+            "{reader:?}: {:?} per build, cache {len} bytes",
+            start.elapsed() / 5
+        );
     }
 }
 
@@ -489,9 +638,18 @@ fn compare_dwarf_readers() {
     for case in CASES {
         let a = build(case, build::DwarfReader::Symbolic);
         let b = build(case, build::DwarfReader::Own);
-        eprintln!("{:18} identical: {}  ({} vs {} bytes)", case.oracle, a == b, a.len(), b.len());
+        eprintln!(
+            "{:18} identical: {}  ({} vs {} bytes)",
+            case.oracle,
+            a == b,
+            a.len(),
+            b.len()
+        );
         if a != b {
-            let (ca, cb) = (NativeCache::parse(&a).unwrap(), NativeCache::parse(&b).unwrap());
+            let (ca, cb) = (
+                NativeCache::parse(&a).unwrap(),
+                NativeCache::parse(&b).unwrap(),
+            );
             let mut differ = 0;
             for addr in 0..0x80000u64 {
                 let (x, y) = (ca.lookup(addr), cb.lookup(addr));
@@ -505,4 +663,444 @@ fn compare_dwarf_readers() {
             eprintln!("  {differ} addresses differ");
         }
     }
+}
+
+/// Deterministic xorshift64*, so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+thread_local! {
+    /// Set while this thread runs damaged inputs: panics are recorded, not printed.
+    static PANICS: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Installs (once) a panic hook that records the location of panics on threads that asked
+/// for it and defers to the default hook everywhere else.
+fn record_panics_on_this_thread() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let recorded = PANICS.with(|panics| {
+                let mut panics = panics.borrow_mut();
+                match panics.as_mut() {
+                    Some(list) => {
+                        let location = info
+                            .location()
+                            .map(|l| format!("{}:{}", l.file(), l.line()))
+                            .unwrap_or_default();
+                        list.push(location);
+                        true
+                    }
+                    None => false,
+                }
+            });
+            if !recorded {
+                default(info);
+            }
+        }));
+    });
+    PANICS.with(|panics| *panics.borrow_mut() = Some(Vec::new()));
+}
+
+/// Damaged debug files give an error or a cache and never panic out of `build_cache`. Panics
+/// inside the parsers below us are turned into errors by `build_cache`'s guard; this test
+/// checks that none of them comes from our own code.
+#[test]
+fn damaged_debug_files_do_not_panic() {
+    record_panics_on_this_thread();
+    let files = [
+        "out/c_dwarf4",
+        "out/c_dwarf5",
+        "out/c_dwarf5.debug",
+        "out/c_splitdwarf",
+        "out/c_splitdwarf4",
+        "out/c_gz_zlib",
+        "out/c_gz_zlib_gnu",
+        "out/cpp_dwarf5",
+        "out/c_macho",
+        "out/c_macho.dSYM/Contents/Resources/DWARF/c_macho",
+        "out/c_pe.exe",
+        "out/c_pe.pdb",
+        "out/c_wasm.wasm",
+        "out/c_dwarf5.sym",
+        "out/c_pe.sym",
+    ];
+    let dwp = read("out/c_splitdwarf.dwp");
+    let iterations: usize = std::env::var("NATIVE_FUZZ_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut outcomes = (0, 0);
+    for file in files {
+        let original = read(file);
+        for i in 0..iterations {
+            let mut data = original.clone();
+            match i % 3 {
+                // Truncate.
+                0 => data.truncate(rng.below(data.len())),
+                // Overwrite a few bytes with random values.
+                1 => {
+                    for _ in 0..1 + rng.below(8) {
+                        let at = rng.below(data.len());
+                        data[at] = rng.next() as u8;
+                    }
+                }
+                // Overwrite a run with 0xff (large lengths and offsets).
+                _ => {
+                    let at = rng.below(data.len());
+                    let end = (at + 1 + rng.below(16)).min(data.len());
+                    data[at..end].fill(0xff);
+                }
+            }
+            let mut input = BuildInput::new(&data);
+            if file.contains("splitdwarf") {
+                input.dwo_files = vec![&dwp];
+            }
+            if std::env::var("NATIVE_FUZZ_TRACE").is_ok() {
+                eprintln!("{file} {i}");
+            }
+            let result = build_cache(&input);
+            match result {
+                Ok(bytes) => {
+                    outcomes.0 += 1;
+                    let cache = NativeCache::parse(&bytes).expect("our own cache parses");
+                    for _ in 0..20 {
+                        cache.lookup(rng.next() % 0x2000);
+                    }
+                }
+                Err(_) => outcomes.1 += 1,
+            }
+        }
+    }
+    let panics = PANICS.with(|panics| panics.borrow_mut().take().unwrap_or_default());
+    eprintln!(
+        "damaged inputs: {} built, {} rejected ({} after a dependency panicked: {:?})",
+        outcomes.0,
+        outcomes.1,
+        panics.len(),
+        panics.iter().collect::<std::collections::BTreeSet<_>>()
+    );
+    let ours: Vec<_> = panics
+        .iter()
+        .filter(|p| p.contains("/src/native/"))
+        .collect();
+    assert!(ours.is_empty(), "panics in our code: {ours:?}");
+}
+
+/// Damaged caches are rejected by `parse` or answer lookups, never panic.
+#[test]
+fn damaged_caches_do_not_panic() {
+    let bytes = build_cache(&BuildInput::new(&read("out/cpp_dwarf5"))).expect("build");
+    let mut rng = Rng(42);
+    for i in 0..2000 {
+        let mut data = bytes.clone();
+        match i % 3 {
+            0 => data.truncate(rng.below(data.len())),
+            1 => {
+                let at = rng.below(data.len());
+                data[at] = rng.next() as u8;
+            }
+            _ => {
+                // Header fields: offsets and counts.
+                let at = 16 + rng.below(64);
+                data[at] = rng.next() as u8;
+            }
+        }
+        if let Ok(cache) = NativeCache::parse(&data) {
+            for _ in 0..20 {
+                cache.lookup(rng.next() % 0x2000);
+            }
+        }
+    }
+}
+
+fn cache_for(file: &str) -> Vec<u8> {
+    build_cache(&BuildInput::new(&read(file))).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+/// Our reading of the SymCache tables answers exactly like symbolic's `SymCache::lookup`, on
+/// every address of every fixture (a guard against changes of symbolic's on-disk layout).
+#[test]
+fn table_lookup_agrees_with_symbolic_symcache_lookup() {
+    for case in CASES {
+        let bytes = build(case, build::DwarfReader::Own);
+        let cache = NativeCache::parse(&bytes).expect("parse");
+        let limit = if case.oracle == "rust_app" {
+            0x60000
+        } else {
+            0x3000
+        };
+        let step = if case.oracle == "rust_app" { 7 } else { 1 };
+        for addr in (0..limit)
+            .step_by(step)
+            .chain([u64::from(u32::MAX), 1 << 40])
+        {
+            assert_eq!(
+                cache.lookup(addr),
+                cache.lookup_with_symbolic(addr),
+                "{} {addr:#x}",
+                case.label
+            );
+        }
+    }
+}
+
+#[test]
+fn frames_carry_symbol_demangled_name_paths_and_language() {
+    let bytes = cache_for("out/cpp_dwarf5");
+    let cache = NativeCache::parse(&bytes).expect("parse");
+    assert_eq!(cache.arch(), "x86_64");
+    let frames = cache.lookup(0x109f);
+    assert_eq!(
+        frames,
+        vec![
+            NativeFrame {
+                function: "tracemap::stats::scale<long>(long, int)".into(),
+                symbol: Some("_ZN8tracemap5stats5scaleIlEET_S2_i".into()),
+                sym_addr: 0x1040,
+                abs_path: Some("/build/src/cpp/app.cpp".into()),
+                filename: Some("src/cpp/app.cpp".into()),
+                lineno: Some(93),
+                lang: Some("cpp".into()),
+            },
+            NativeFrame {
+                function: "main".into(),
+                symbol: Some("main".into()),
+                sym_addr: 0x1040,
+                abs_path: Some("/build/src/cpp/app.cpp".into()),
+                filename: Some("src/cpp/app.cpp".into()),
+                lineno: Some(121),
+                lang: Some("cpp".into()),
+            },
+        ]
+    );
+}
+
+#[test]
+fn rust_names_are_demangled_without_hash_and_filenames_are_relative_to_the_unit() {
+    let bytes = cache_for("out/rust_app");
+    let cache = NativeCache::parse(&bytes).expect("parse");
+    let frames = cache.lookup(0x13b87);
+    let names: Vec<_> = frames.iter().map(|f| f.function.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "<u64>::wrapping_mul",
+            "main::mul_checked",
+            "<main::Tri as main::Shape>::area"
+        ]
+    );
+    assert_eq!(
+        frames[2].symbol.as_deref(),
+        Some("_ZN41_$LT$main..Tri$u20$as$u20$main..Shape$GT$4area17hb1c83746337a2909E")
+    );
+    // std code inlined into the main crate is not below the unit's compilation directory
+    // (/build): base name.
+    assert_eq!(frames[0].filename.as_deref(), Some("uint_macros.rs"));
+    assert_eq!(frames[1].filename.as_deref(), Some("src/rust/main.rs"));
+    assert!(frames
+        .iter()
+        .all(|f| f.lang.as_deref() == Some("rust") && f.sym_addr == 0x13b80));
+}
+
+#[test]
+fn symbol_table_only_frames_have_no_location() {
+    let bytes = cache_for("out/c_symtab");
+    let cache = NativeCache::parse(&bytes).expect("parse");
+    let frames = cache.lookup(0x1190);
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    let frame = &frames[0];
+    assert_eq!(frame.function, "op_add");
+    assert_eq!(frame.symbol.as_deref(), Some("op_add"));
+    assert_eq!(frame.sym_addr, 0x1180);
+    assert_eq!(
+        (&frame.abs_path, &frame.filename, frame.lineno),
+        (&None, &None, None)
+    );
+}
+
+#[test]
+fn addresses_outside_functions_resolve_to_nothing() {
+    let bytes = cache_for("out/c_dwarf5");
+    let cache = NativeCache::parse(&bytes).expect("parse");
+    // ELF header, PLT stub, padding after op_add, .rodata, past the end, u32 overflow.
+    for addr in [
+        0x0,
+        0x1020,
+        0x1196,
+        0x2000,
+        0x1385,
+        0xffff_fff0,
+        0x1_0000_1180,
+    ] {
+        assert_eq!(cache.lookup(addr), Vec::new(), "{addr:#x}");
+    }
+    assert!(!cache.lookup(0x1180).is_empty());
+}
+
+#[test]
+fn split_dwarf_without_its_dwo_degrades_to_lines_and_says_so() {
+    let exe = read("out/c_splitdwarf");
+    let full = build_cache(&BuildInput {
+        dwo_files: vec![&read("out/c_splitdwarf.dwp")],
+        ..BuildInput::new(&exe)
+    })
+    .expect("build");
+    assert!(!NativeCache::parse(&full)
+        .expect("parse")
+        .is_missing_split_dwarf());
+    // The DWARF 4 package belongs to another binary: ignored.
+    let wrong = read("out/c_splitdwarf4.dwp");
+    let bytes = build_cache(&BuildInput {
+        dwo_files: vec![&wrong],
+        ..BuildInput::new(&exe)
+    })
+    .expect("build");
+    let cache = NativeCache::parse(&bytes).expect("parse");
+    assert!(cache.is_missing_split_dwarf());
+    // 0x105f is square:12 <- poly:17 <- main:70 with the .dwp. Without it, the skeleton's line
+    // table still gives the innermost line, attributed to the symbol (as llvm-symbolizer does).
+    let frames = cache.lookup(0x105f);
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(
+        (frames[0].function.as_str(), frames[0].lineno),
+        ("main", Some(12))
+    );
+    assert_eq!(frames[0].abs_path.as_deref(), Some("/build/src/c/app.c"));
+}
+
+#[test]
+fn errors_say_what_is_wrong() {
+    assert!(matches!(
+        build_cache(&BuildInput::new(b"definitely not a debug file")),
+        Err(NativeError::Unsupported(_))
+    ));
+    let mut truncated = read("out/c_dwarf5");
+    truncated.truncate(100);
+    assert!(build_cache(&BuildInput::new(&truncated)).is_err());
+    let data = read("out/c_dwarf5");
+    let input = BuildInput {
+        object_index: 1,
+        ..BuildInput::new(&data)
+    };
+    assert!(matches!(
+        build_cache(&input),
+        Err(NativeError::ObjectIndex { index: 1, count: 1 })
+    ));
+}
+
+/// A fat (universal) Mach-O around the dSYM's DWARF file: `object_index` picks the slice.
+#[test]
+fn fat_mach_o_objects_are_selected_by_index() {
+    let thin = read("out/c_macho.dSYM/Contents/Resources/DWARF/c_macho");
+    let offset = 0x1000usize;
+    let mut fat = Vec::new();
+    fat.extend_from_slice(&0xcafe_babe_u32.to_be_bytes());
+    fat.extend_from_slice(&1u32.to_be_bytes());
+    fat.extend_from_slice(&0x0100_0007_u32.to_be_bytes()); // CPU_TYPE_X86_64
+    fat.extend_from_slice(&3u32.to_be_bytes()); // CPU_SUBTYPE_X86_64_ALL
+    fat.extend_from_slice(&(offset as u32).to_be_bytes());
+    fat.extend_from_slice(&(thin.len() as u32).to_be_bytes());
+    fat.extend_from_slice(&12u32.to_be_bytes()); // 2^12 alignment
+    fat.resize(offset, 0);
+    fat.extend_from_slice(&thin);
+
+    let bytes = build_cache(&BuildInput::new(&fat)).expect("build");
+    let cache = NativeCache::parse(&bytes).expect("parse");
+    let direct = cache_for("out/c_macho.dSYM/Contents/Resources/DWARF/c_macho");
+    let direct = NativeCache::parse(&direct).expect("parse");
+    for addr in (0..0x800).step_by(3) {
+        assert_eq!(cache.lookup(addr), direct.lookup(addr), "{addr:#x}");
+    }
+    let input = BuildInput {
+        object_index: 1,
+        ..BuildInput::new(&fat)
+    };
+    assert!(matches!(
+        build_cache(&input),
+        Err(NativeError::ObjectIndex { index: 1, count: 1 })
+    ));
+}
+
+#[test]
+fn caches_of_another_version_or_misaligned_are_rejected() {
+    let bytes = cache_for("out/c_dwarf5");
+    assert!(NativeCache::parse(&bytes).is_ok());
+
+    let mut other_version = bytes.clone();
+    other_version[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+    assert!(matches!(
+        NativeCache::parse(&other_version),
+        Err(NativeError::InvalidCache(message)) if message.contains("version")
+    ));
+
+    // Copy into a buffer at an odd address.
+    let mut shifted = vec![0u8; bytes.len() + 1];
+    shifted[1..].copy_from_slice(&bytes);
+    assert!(NativeCache::parse(&shifted[1..]).is_err());
+
+    assert!(NativeCache::parse(b"TMNATIVE").is_err());
+    assert!(NativeCache::parse(&[]).is_err());
+}
+
+#[test]
+fn caller_address_follows_the_architecture() {
+    // x86: one byte back, no alignment.
+    assert_eq!(caller_address(0x1005, "x86_64"), 0x1004);
+    assert_eq!(caller_address(0x1005, "x86"), 0x1004);
+    assert_eq!(caller_address(0x1005, "amd64"), 0x1004);
+    // arm64: align to 4, one instruction back.
+    assert_eq!(caller_address(0x1008, "arm64"), 0x1004);
+    assert_eq!(caller_address(0x100b, "arm64"), 0x1004);
+    assert_eq!(caller_address(0x1008, "aarch64"), 0x1004);
+    assert_eq!(caller_address(0x1008, "arm64e"), 0x1004);
+    // arm (thumb): align to 2, back 2.
+    assert_eq!(caller_address(0x1007, "arm"), 0x1004);
+    assert_eq!(caller_address(0x1006, "armv7"), 0x1004);
+    // mips: two instructions (delay slot).
+    assert_eq!(caller_address(0x1010, "mips"), 0x1008);
+    // wasm: call-site offsets already, unchanged.
+    assert_eq!(caller_address(0x1a8, "wasm32"), 0x1a8);
+    // Unknown: inside the previous byte; never underflows.
+    assert_eq!(caller_address(0x1005, "sparc"), 0x1004);
+    assert_eq!(caller_address(0, "x86_64"), 0);
+    assert_eq!(caller_address(2, "arm64"), 0);
+}
+
+#[test]
+fn demangles_the_usual_languages() {
+    assert_eq!(demangle("_ZN3foo3barEi"), "foo::bar(int)");
+    assert_eq!(
+        demangle("_ZN41_$LT$main..Tri$u20$as$u20$main..Shape$GT$4area17hb1c83746337a2909E"),
+        "<main::Tri as main::Shape>::area"
+    );
+    assert_eq!(demangle("_RNvCs1234_7mycrate3foo"), "mycrate::foo");
+    assert_eq!(demangle("?foo@@YAHH@Z"), "foo(int)");
+    assert_eq!(demangle("$s4main3FooV3baryyF"), "Foo.bar()");
+    assert_eq!(demangle("main"), "main");
+    assert_eq!(demangle(""), "");
+}
+
+#[test]
+fn architecture_aliases() {
+    use symbolic::common::Arch;
+    assert_eq!(parse_arch("aarch64"), Arch::Arm64);
+    assert_eq!(parse_arch("i686"), Arch::X86);
+    assert_eq!(parse_arch("armv7l"), Arch::ArmV7);
+    assert_eq!(parse_arch("x86_64"), Arch::Amd64);
+    assert_eq!(parse_arch("nonsense"), Arch::Unknown);
 }

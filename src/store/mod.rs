@@ -220,7 +220,9 @@ impl Store {
 
     pub async fn get_bytes(&self, key: &Path) -> Result<Option<Bytes>, StoreError> {
         match self.inner.get(key).await {
-            Ok(r) => Ok(Some(r.bytes().await.map_err(|e| self.count_error(e.into()))?)),
+            Ok(r) => Ok(Some(
+                r.bytes().await.map_err(|e| self.count_error(e.into()))?,
+            )),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.count_error(e.into())),
         }

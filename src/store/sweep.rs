@@ -63,10 +63,7 @@ pub(super) async fn run(store: &Store, grace: Duration) -> Result<SweepReport, S
         for (id, meta) in manifests {
             if referenced.contains(&id) {
                 report.manifests_live += 1;
-                if let Some(manifest) = store
-                    .get_json::<UploadManifest>(&meta.location)
-                    .await?
-                {
+                if let Some(manifest) = store.get_json::<UploadManifest>(&meta.location).await? {
                     live_blobs.extend(manifest.blobs().map(|s| s.as_str().to_owned()));
                 }
             } else if meta.last_modified < cutoff {

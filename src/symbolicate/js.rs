@@ -54,11 +54,7 @@ pub(crate) fn cache_key(minified: Option<&Sha256>, map: &Sha256) -> String {
 }
 
 /// Gets (or builds) the lookup cache for a (minified, map) pair.
-pub(crate) async fn pair_cache(
-    state: &AppState,
-    minified: Option<&Sha256>,
-    map: &Sha256,
-) -> Built {
+pub(crate) async fn pair_cache(state: &AppState, minified: Option<&Sha256>, map: &Sha256) -> Built {
     let key = cache_key(minified, map);
     let store = state.store.clone();
     let minified = minified.cloned();
@@ -112,7 +108,9 @@ pub fn url_candidates(abs_path: &str) -> Vec<String> {
         push(format!("~/{}", rest.split('?').next().unwrap_or_default()));
     } else if let Some((_, after_scheme)) = abs_path.split_once("://") {
         // Drop scheme and host; keep path and query.
-        let path = after_scheme.find('/').map_or("", |i| &after_scheme[i + 1..]);
+        let path = after_scheme
+            .find('/')
+            .map_or("", |i| &after_scheme[i + 1..]);
         if !path.is_empty() {
             push(format!("~/{path}"));
             push(format!("~/{}", path.split('?').next().unwrap_or_default()));
@@ -165,7 +163,10 @@ impl Lookup<'_> {
         let debug_id = self
             .debug_ids
             .get(abs_path)
-            .or_else(|| self.debug_ids.get(abs_path.split(['?', '#']).next().unwrap_or("")))
+            .or_else(|| {
+                self.debug_ids
+                    .get(abs_path.split(['?', '#']).next().unwrap_or(""))
+            })
             .copied();
         let key = format!(
             "{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
@@ -210,7 +211,14 @@ impl Lookup<'_> {
                 d.push_str("; ");
             }
             d.push_str("the request has no release, so no URL lookup was possible");
-            return Err(fail(if debug_id.is_some() { "missing_sourcemap" } else { "missing_source" }, d));
+            return Err(fail(
+                if debug_id.is_some() {
+                    "missing_sourcemap"
+                } else {
+                    "missing_source"
+                },
+                d,
+            ));
         };
         let index = self
             .state
@@ -225,7 +233,10 @@ impl Lookup<'_> {
             None => format!("release {release} (no dist)"),
         };
         if index.uploads == 0 {
-            notes.push(format!("project {} has no release {release:?}", self.project));
+            notes.push(format!(
+                "project {} has no release {release:?}",
+                self.project
+            ));
             return Err(fail("missing_source", notes.join("; ")));
         }
         let minified = candidates.iter().find_map(|c| index.get(dist, c));
@@ -254,7 +265,10 @@ impl Lookup<'_> {
                 candidates.join(", ")
             ));
             if !similar.is_empty() {
-                notes.push(format!("files with that name in the release: {}", similar.join(", ")));
+                notes.push(format!(
+                    "files with that name in the release: {}",
+                    similar.join(", ")
+                ));
             }
             return Err(fail("missing_source", notes.join("; ")));
         };
@@ -277,7 +291,8 @@ impl Lookup<'_> {
             });
         }
         if let Some(inline) = min_entry.headers.get("x-tracemap-inline-map") {
-            let sha = Sha256::parse(inline).map_err(|e| fail("malformed_sourcemap", e.to_string()))?;
+            let sha =
+                Sha256::parse(inline).map_err(|e| fail("malformed_sourcemap", e.to_string()))?;
             let entry = ArtifactEntry {
                 url: min_entry.url.clone(),
                 kind: ArtifactKind::SourceMap,
@@ -327,7 +342,9 @@ impl Lookup<'_> {
         }
         let how = match &map_ref {
             Some(r) => format!("its source map reference {r:?}"),
-            None => "no sourceMappingURL comment or Sourcemap header; the sibling convention".into(),
+            None => {
+                "no sourceMappingURL comment or Sourcemap header; the sibling convention".into()
+            }
         };
         notes.push(format!(
             "found {} in {} but not the source map named by {how}; tried: {}",
@@ -364,7 +381,12 @@ impl Lookup<'_> {
         };
         let minified = find(ArtifactKind::MinifiedSource);
         let url = map.url.to_string();
-        let built = pair_cache(self.state, minified.as_ref().map(|m| &m.sha256), &map.sha256).await;
+        let built = pair_cache(
+            self.state,
+            minified.as_ref().map(|m| &m.sha256),
+            &map.sha256,
+        )
+        .await;
         let cache = built.map_err(|e| Failure {
             kind: "malformed_sourcemap",
             diagnostic: format!("source map {url} (debug ID {id}) could not be indexed: {e}"),
@@ -458,7 +480,10 @@ pub async fn symbolicate(
         debug_ids,
     };
     let context = request.options.apply_source_context;
-    let order = request.options.frame_order.unwrap_or(FrameOrder::CallerFirst);
+    let order = request
+        .options
+        .frame_order
+        .unwrap_or(FrameOrder::CallerFirst);
     let mut per_request: HashMap<String, Arc<Resolution>> = HashMap::new();
     let mut errors = Vec::new();
     let mut stacktraces = Vec::with_capacity(request.stacktraces.len());
@@ -481,11 +506,16 @@ pub async fn symbolicate(
             let mut token_name = None;
             match (&abs_path, frame.lineno, frame.colno) {
                 (None, ..) | (_, None, _) => {
-                    errors.push(js_error(frame, "invalid_location", "the frame has no abs_path or lineno".into()));
+                    errors.push(js_error(
+                        frame,
+                        "invalid_location",
+                        "the frame has no abs_path or lineno".into(),
+                    ));
                     result.data.diagnostic = Some("the frame has no abs_path or lineno".into());
                 }
                 (Some(_), Some(_), None) => {
-                    let d = "the frame has no column; minified code needs lineno and colno".to_owned();
+                    let d =
+                        "the frame has no column; minified code needs lineno and colno".to_owned();
                     errors.push(js_error(frame, "no_column", d.clone()));
                     result.data.diagnostic = Some(d);
                 }
@@ -508,7 +538,14 @@ pub async fn symbolicate(
                         }
                         Ok(r) => {
                             token_name = apply_lookup(
-                                state, r, frame, lineno, colno, context, &mut result, &mut errors,
+                                state,
+                                r,
+                                frame,
+                                lineno,
+                                colno,
+                                context,
+                                &mut result,
+                                &mut errors,
                             )
                             .await;
                             if context {
@@ -525,7 +562,11 @@ pub async fn symbolicate(
             m.frames
                 .get_or_create(&crate::metrics::FrameLabels {
                     platform: "js",
-                    status: if result.data.symbolicated { "symbolicated" } else { "failed" },
+                    status: if result.data.symbolicated {
+                        "symbolicated"
+                    } else {
+                        "failed"
+                    },
                 })
                 .inc();
             call_site_names.push(token_name);

@@ -10,8 +10,8 @@ use crate::http::AppState;
 use crate::store::{DebugFileEntry, DebugFileFormat, Store, UploadManifest};
 use crate::types::{parse_code_id, parse_debug_id, ProjectId, Sha256};
 use crate::wire::{
-    Addr, FrameOrder, ModuleFeatures, NativeFrameOut, NativeModule, NativeModuleOut,
-    NativeRequest, NativeResponse, NativeStacktraceOut,
+    Addr, FrameOrder, ModuleFeatures, NativeFrameOut, NativeModule, NativeModuleOut, NativeRequest,
+    NativeResponse, NativeStacktraceOut,
 };
 
 /// The debug file found for one module, or why none was.
@@ -89,7 +89,8 @@ async fn file_cache(state: &AppState, project: &ProjectId, file: &DebugFileEntry
                         .map_err(|e| e.to_string())?
                         .then_some(())
                         .ok_or_else(|| format!("blob {sha} is missing from the store"))?;
-                    let temp = tempfile::TempPath::try_from_path(path).map_err(|e| e.to_string())?;
+                    let temp =
+                        tempfile::TempPath::try_from_path(path).map_err(|e| e.to_string())?;
                     Ok::<_, String>(temp)
                 }
             };
@@ -141,12 +142,19 @@ struct Module {
     arch: String,
 }
 
-async fn resolve_module(state: &AppState, project: &ProjectId, m: &Module) -> Arc<ModuleResolution> {
+async fn resolve_module(
+    state: &AppState,
+    project: &ProjectId,
+    m: &Module,
+) -> Arc<ModuleResolution> {
     let key = format!(
         "{project}\u{0}{}\u{0}{}\u{0}{}",
         state.index.generation(project),
         m.debug_id.map(|d| d.to_string()).unwrap_or_default(),
-        m.code_id.as_ref().map(|c| c.to_string()).unwrap_or_default()
+        m.code_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default()
     );
     if let Some(r) = state.native_resolutions.get(&key).await {
         return r;
@@ -170,7 +178,11 @@ async fn resolve_module_uncached(
     let mut candidates: Vec<DebugFileEntry> = Vec::new();
     let mut via = "debug-id";
     if let Some(id) = m.debug_id {
-        let manifests = state.index.by_debug_id(project, &id).await.map_err(store_err)?;
+        let manifests = state
+            .index
+            .by_debug_id(project, &id)
+            .await
+            .map_err(store_err)?;
         for manifest in manifests.iter().rev() {
             candidates.extend(
                 manifest
@@ -183,7 +195,11 @@ async fn resolve_module_uncached(
     }
     if candidates.iter().all(|c| rank(c) == 0) {
         if let Some(code_id) = &m.code_id {
-            let manifests = state.index.by_code_id(project, code_id).await.map_err(store_err)?;
+            let manifests = state
+                .index
+                .by_code_id(project, code_id)
+                .await
+                .map_err(store_err)?;
             let before = candidates.len();
             for manifest in manifests.iter().rev() {
                 candidates.extend(
@@ -259,7 +275,10 @@ pub async fn symbolicate(
     if total > limits.max_frames {
         return Err(ApiError::too_large(
             "too_many_frames",
-            format!("request has {total} frames, over the limit of {}", limits.max_frames),
+            format!(
+                "request has {total} frames, over the limit of {}",
+                limits.max_frames
+            ),
         ));
     }
     if request.modules.len() > limits.max_modules {
@@ -283,7 +302,12 @@ pub async fn symbolicate(
             }
             None => None,
         };
-        let code_id = match w.code_id.as_deref().filter(|c| !c.is_empty()).map(parse_code_id) {
+        let code_id = match w
+            .code_id
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .map(parse_code_id)
+        {
             Some(Ok(id)) => Some(id),
             Some(Err(e)) => {
                 module_notes.insert(index, e.to_string());
@@ -334,7 +358,10 @@ pub async fn symbolicate(
             .copied()
     };
 
-    let order = request.options.frame_order.unwrap_or(FrameOrder::CalleeFirst);
+    let order = request
+        .options
+        .frame_order
+        .unwrap_or(FrameOrder::CalleeFirst);
     let context = request.options.apply_source_context;
     let mut used: HashMap<usize, Arc<ModuleResolution>> = HashMap::new();
     let mut stacktraces = Vec::with_capacity(request.stacktraces.len());
@@ -364,10 +391,18 @@ pub async fn symbolicate(
                             frame.instruction_addr.0
                         )
                     }),
-                Some(mode) => match mode.strip_prefix("rel:").and_then(|n| n.parse::<usize>().ok()) {
+                Some(mode) => match mode
+                    .strip_prefix("rel:")
+                    .and_then(|n| n.parse::<usize>().ok())
+                {
                     Some(m) if m < modules.len() => Ok((m, frame.instruction_addr.0)),
-                    Some(m) => Err(format!("addr_mode {mode:?} names module {m}, but the request has {}", modules.len())),
-                    None => Err(format!("addr_mode {mode:?} is neither \"abs\" nor \"rel:N\"")),
+                    Some(m) => Err(format!(
+                        "addr_mode {mode:?} names module {m}, but the request has {}",
+                        modules.len()
+                    )),
+                    None => Err(format!(
+                        "addr_mode {mode:?} is neither \"abs\" nor \"rel:N\""
+                    )),
                 },
             };
             let (mi, rel) = match located {
@@ -375,7 +410,10 @@ pub async fn symbolicate(
                 Err(d) => {
                     metrics
                         .frames
-                        .get_or_create(&crate::metrics::FrameLabels { platform: "native", status: "unknown_image" })
+                        .get_or_create(&crate::metrics::FrameLabels {
+                            platform: "native",
+                            status: "unknown_image",
+                        })
                         .inc();
                     out.push(NativeFrameOut {
                         status: "unknown_image",
@@ -407,7 +445,10 @@ pub async fn symbolicate(
                 Err(f) => {
                     metrics
                         .frames
-                        .get_or_create(&crate::metrics::FrameLabels { platform: "native", status: f.status_for_frame() })
+                        .get_or_create(&crate::metrics::FrameLabels {
+                            platform: "native",
+                            status: f.status_for_frame(),
+                        })
                         .inc();
                     out.push(NativeFrameOut {
                         status: f.status_for_frame(),
@@ -434,7 +475,10 @@ pub async fn symbolicate(
             if frames.is_empty() {
                 metrics
                     .frames
-                    .get_or_create(&crate::metrics::FrameLabels { platform: "native", status: "missing_symbol" })
+                    .get_or_create(&crate::metrics::FrameLabels {
+                        platform: "native",
+                        status: "missing_symbol",
+                    })
                     .inc();
                 out.push(NativeFrameOut {
                     status: "missing_symbol",
@@ -455,7 +499,10 @@ pub async fn symbolicate(
             }
             metrics
                 .frames
-                .get_or_create(&crate::metrics::FrameLabels { platform: "native", status: "symbolicated" })
+                .get_or_create(&crate::metrics::FrameLabels {
+                    platform: "native",
+                    status: "symbolicated",
+                })
                 .inc();
             for f in frames {
                 let mut o = NativeFrameOut {
@@ -489,7 +536,11 @@ pub async fn symbolicate(
         .into_iter()
         .map(|m| {
             let (status, features, diagnostic) = match used.get(&m.index) {
-                None => ("unused", ModuleFeatures::default(), module_notes.remove(&m.index)),
+                None => (
+                    "unused",
+                    ModuleFeatures::default(),
+                    module_notes.remove(&m.index),
+                ),
                 Some(r) => match &r.outcome {
                     Ok(r) => (
                         "found",
@@ -501,7 +552,11 @@ pub async fn symbolicate(
                             )
                         }),
                     ),
-                    Err(f) => (f.status, ModuleFeatures::default(), Some(f.diagnostic.clone())),
+                    Err(f) => (
+                        f.status,
+                        ModuleFeatures::default(),
+                        Some(f.diagnostic.clone()),
+                    ),
                 },
             };
             NativeModuleOut {

@@ -23,6 +23,8 @@ pub fn fixture(rel: &str) -> Vec<u8> {
 pub struct TestApp {
     pub state: AppState,
     pub dir: tempfile::TempDir,
+    /// Sent as `Authorization: Bearer …` on requests that carry none.
+    pub token: Option<String>,
 }
 
 pub struct Reply {
@@ -40,7 +42,10 @@ impl Reply {
         })
     }
     pub fn error_code(&self) -> String {
-        self.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
     #[track_caller]
     pub fn ok(self) -> Self {
@@ -68,7 +73,11 @@ impl TestApp {
         edit(&mut config);
         config.validate().expect("test config is valid");
         let state = AppState::new(config).expect("state");
-        TestApp { state, dir }
+        TestApp {
+            state,
+            dir,
+            token: None,
+        }
     }
 
     /// A second app over the same data directory (a restart, or another replica).
@@ -76,7 +85,15 @@ impl TestApp {
         AppState::new(self.state.config.clone()).expect("state")
     }
 
-    pub async fn send(&self, request: Request<Body>) -> Reply {
+    pub async fn send(&self, mut request: Request<Body>) -> Reply {
+        if let Some(t) = &self.token {
+            if !request.headers().contains_key("authorization") {
+                request.headers_mut().insert(
+                    "authorization",
+                    format!("Bearer {t}").parse().expect("header value"),
+                );
+            }
+        }
         let response = router(self.state.clone())
             .oneshot(request)
             .await
@@ -97,7 +114,8 @@ impl TestApp {
     }
 
     pub async fn delete(&self, uri: &str) -> Reply {
-        self.send(req(Method::DELETE, uri, None, Body::empty())).await
+        self.send(req(Method::DELETE, uri, None, Body::empty()))
+            .await
     }
 
     pub async fn post_json(&self, uri: &str, body: &serde_json::Value) -> Reply {
@@ -113,7 +131,8 @@ impl TestApp {
     }
 
     pub async fn post_bytes(&self, uri: &str, bytes: Vec<u8>) -> Reply {
-        self.send(req(Method::POST, uri, None, Body::from(bytes))).await
+        self.send(req(Method::POST, uri, None, Body::from(bytes)))
+            .await
     }
 
     pub async fn post_multipart(&self, uri: &str, form: Multipart) -> Reply {
@@ -202,13 +221,10 @@ impl Multipart {
         self.body
     }
     pub fn request(self, uri: &str, token: Option<&str>) -> Request<Body> {
-        let mut b = Request::builder()
-            .method(Method::POST)
-            .uri(uri)
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={BOUNDARY}"),
-            );
+        let mut b = Request::builder().method(Method::POST).uri(uri).header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        );
         if let Some(t) = token {
             b = b.header("authorization", format!("Bearer {t}"));
         }

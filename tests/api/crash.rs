@@ -7,7 +7,11 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Server {
@@ -19,11 +23,20 @@ impl Server {
     fn start(data_dir: &std::path::Path) -> Server {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_tracemap"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
             .arg(data_dir)
             .env("TRACEMAP_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(data_dir.with_extension("log")).map(Stdio::from).unwrap_or(Stdio::null()))
+            .stderr(
+                std::fs::File::create(data_dir.with_extension("log"))
+                    .map(Stdio::from)
+                    .unwrap_or(Stdio::null()),
+            )
             .spawn()
             .expect("spawn tracemap serve");
         let base = format!("http://127.0.0.1:{port}");
@@ -47,12 +60,23 @@ impl Drop for Server {
     }
 }
 
-async fn upload(client: &reqwest::Client, base: &str, release: &str, url: &str, bytes: Vec<u8>) -> reqwest::Response {
+async fn upload(
+    client: &reqwest::Client,
+    base: &str,
+    release: &str,
+    url: &str,
+    bytes: Vec<u8>,
+) -> reqwest::Response {
     let form = reqwest::multipart::Form::new()
         .text("url", url.to_owned())
-        .part("file", reqwest::multipart::Part::bytes(bytes).file_name("f.js"));
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name("f.js"),
+        );
     client
-        .post(format!("{base}/api/v1/projects/web/releases/{release}/files"))
+        .post(format!(
+            "{base}/api/v1/projects/web/releases/{release}/files"
+        ))
         .multipart(form)
         .send()
         .await
@@ -66,21 +90,43 @@ async fn kill_9_during_a_large_upload_loses_nothing_stored_and_leaves_no_trace()
     let mut server = Server::start(dir.path());
 
     let map = tiny_map(None);
-    assert!(upload(&client, &server.base, "1.0", "~/app.js.map", map.clone()).await.status().is_success());
-    assert!(upload(&client, &server.base, "1.0", "~/app.js", b"boom();\n".to_vec()).await.status().is_success());
+    assert!(
+        upload(&client, &server.base, "1.0", "~/app.js.map", map.clone())
+            .await
+            .status()
+            .is_success()
+    );
+    assert!(upload(
+        &client,
+        &server.base,
+        "1.0",
+        "~/app.js",
+        b"boom();\n".to_vec()
+    )
+    .await
+    .status()
+    .is_success());
 
     // A 256 MiB upload to release 2.0, sent slowly enough to be killed in the middle.
     let chunk = bytes::Bytes::from(vec![b'a'; 1 << 20]);
-    let stream = futures::stream::iter((0..256).map(move |_| Ok::<_, std::io::Error>(chunk.clone())))
-        .then(|c| async move {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            c
-        });
-    let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(stream)).file_name("big.js");
-    let form = reqwest::multipart::Form::new().text("url", "~/big.js").part("file", part);
+    let stream = futures::stream::iter(
+        (0..256).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+    )
+    .then(|c| async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        c
+    });
+    let part =
+        reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(stream)).file_name("big.js");
+    let form = reqwest::multipart::Form::new()
+        .text("url", "~/big.js")
+        .part("file", part);
     let big = tokio::spawn(
         client
-            .post(format!("{}/api/v1/projects/web/releases/2.0/files", server.base))
+            .post(format!(
+                "{}/api/v1/projects/web/releases/2.0/files",
+                server.base
+            ))
             .multipart(form)
             .send(),
     );
@@ -89,7 +135,12 @@ async fn kill_9_during_a_large_upload_loses_nothing_stored_and_leaves_no_trace()
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let received: u64 = std::fs::read_dir(&tmp)
-            .map(|d| d.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
             .unwrap_or(0);
         if received > 20 << 20 {
             break;
@@ -103,7 +154,10 @@ async fn kill_9_during_a_large_upload_loses_nothing_stored_and_leaves_no_trace()
 
     let server = Server::start(dir.path());
     let list: serde_json::Value = client
-        .get(format!("{}/api/v1/projects/web/releases/1.0/files", server.base))
+        .get(format!(
+            "{}/api/v1/projects/web/releases/1.0/files",
+            server.base
+        ))
         .send()
         .await
         .unwrap()
@@ -114,22 +168,51 @@ async fn kill_9_during_a_large_upload_loses_nothing_stored_and_leaves_no_trace()
     assert_eq!(files.len(), 2, "{list}");
     for f in files {
         let body = client
-            .get(format!("{}/api/v1/projects/web/releases/1.0/files/{}", server.base, f["sha256"].as_str().unwrap()))
+            .get(format!(
+                "{}/api/v1/projects/web/releases/1.0/files/{}",
+                server.base,
+                f["sha256"].as_str().unwrap()
+            ))
             .send()
             .await
             .unwrap()
             .bytes()
             .await
             .unwrap();
-        let want: &[u8] = if f["url"] == "~/app.js" { b"boom();\n" } else { &map };
+        let want: &[u8] = if f["url"] == "~/app.js" {
+            b"boom();\n"
+        } else {
+            &map
+        };
         assert_eq!(&body[..], want);
     }
-    let r = client.get(format!("{}/api/v1/projects/web/releases/2.0/files", server.base)).send().await.unwrap();
+    let r = client
+        .get(format!(
+            "{}/api/v1/projects/web/releases/2.0/files",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
-    let releases: serde_json::Value = client.get(format!("{}/api/v1/projects/web/releases", server.base)).send().await.unwrap().json().await.unwrap();
+    let releases: serde_json::Value = client
+        .get(format!("{}/api/v1/projects/web/releases", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(releases["releases"], serde_json::json!(["1.0"]));
     // The half-received file was removed at start.
-    let leftovers: u64 = std::fs::read_dir(&tmp).map(|d| d.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum()).unwrap_or(0);
+    let leftovers: u64 = std::fs::read_dir(&tmp)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
     assert_eq!(leftovers, 0);
 }
 

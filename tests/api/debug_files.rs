@@ -9,7 +9,10 @@ fn oracle(name: &str) -> serde_json::Value {
 
 async fn upload(app: &TestApp, path: &str) -> serde_json::Value {
     let name = path.rsplit('/').next().unwrap();
-    app.upload_debug_file("app", name, fixture(path)).await.ok().json()
+    app.upload_debug_file("app", name, fixture(path))
+        .await
+        .ok()
+        .json()
 }
 
 #[tokio::test]
@@ -22,8 +25,16 @@ async fn elf_with_dwarf_reports_ids_arch_and_features() {
     assert_eq!(f["arch"], "x86_64");
     assert_eq!(f["debug_id"], o["debug_id"]);
     assert_eq!(f["code_id"], o["code_id"]);
-    let features: Vec<&str> = f["features"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
-    assert!(features.contains(&"symtab") && features.contains(&"debug") && features.contains(&"unwind"), "{features:?}");
+    let features: Vec<&str> = f["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert!(
+        features.contains(&"symtab") && features.contains(&"debug") && features.contains(&"unwind"),
+        "{features:?}"
+    );
 }
 
 #[tokio::test]
@@ -35,10 +46,27 @@ async fn stripped_binary_and_debug_companion_share_ids() {
     assert_eq!(exe["debug_files"][0]["debug_id"], o["debug_id"]);
     assert_eq!(dbg["debug_files"][0]["debug_id"], o["debug_id"]);
     assert_eq!(dbg["debug_files"][0]["object_kind"], "dbg");
-    assert!(!exe["debug_files"][0]["features"].as_array().unwrap().contains(&"debug".into()));
-    let list = app.get(&format!("/api/v1/projects/app/debug-files?debug_id={}", o["debug_id"].as_str().unwrap())).await.ok().json();
+    assert!(!exe["debug_files"][0]["features"]
+        .as_array()
+        .unwrap()
+        .contains(&"debug".into()));
+    let list = app
+        .get(&format!(
+            "/api/v1/projects/app/debug-files?debug_id={}",
+            o["debug_id"].as_str().unwrap()
+        ))
+        .await
+        .ok()
+        .json();
     assert_eq!(list["debug_files"].as_array().unwrap().len(), 2);
-    let by_code = app.get(&format!("/api/v1/projects/app/debug-files?code_id={}", o["code_id"].as_str().unwrap())).await.ok().json();
+    let by_code = app
+        .get(&format!(
+            "/api/v1/projects/app/debug-files?code_id={}",
+            o["code_id"].as_str().unwrap()
+        ))
+        .await
+        .ok()
+        .json();
     assert_eq!(by_code["debug_files"].as_array().unwrap().len(), 2);
 }
 
@@ -59,8 +87,15 @@ async fn every_debug_format_is_recognised() {
         let v = upload(&app, path).await;
         let f = &v["debug_files"][0];
         assert_eq!(f["kind"], kind, "{path}");
-        let want = oracle(oracle_name)["debug_id"].as_str().unwrap().to_ascii_lowercase();
-        assert_eq!(f["debug_id"].as_str().unwrap().to_ascii_lowercase(), want, "{path}");
+        let want = oracle(oracle_name)["debug_id"]
+            .as_str()
+            .unwrap()
+            .to_ascii_lowercase();
+        assert_eq!(
+            f["debug_id"].as_str().unwrap().to_ascii_lowercase(),
+            want,
+            "{path}"
+        );
     }
 }
 
@@ -68,13 +103,26 @@ async fn every_debug_format_is_recognised() {
 async fn dsym_zip_is_unpacked_and_non_debug_entries_skipped() {
     let app = TestApp::new();
     let z = zip(&[
-        ("c_macho.dSYM/Contents/Info.plist", &fixture("native/out/c_macho.dSYM/Contents/Info.plist")),
-        ("c_macho.dSYM/Contents/Resources/DWARF/c_macho", &fixture("native/out/c_macho.dSYM/Contents/Resources/DWARF/c_macho")),
+        (
+            "c_macho.dSYM/Contents/Info.plist",
+            &fixture("native/out/c_macho.dSYM/Contents/Info.plist"),
+        ),
+        (
+            "c_macho.dSYM/Contents/Resources/DWARF/c_macho",
+            &fixture("native/out/c_macho.dSYM/Contents/Resources/DWARF/c_macho"),
+        ),
     ]);
-    let v = app.upload_debug_file("app", "c_macho.dSYM.zip", z).await.ok().json();
+    let v = app
+        .upload_debug_file("app", "c_macho.dSYM.zip", z)
+        .await
+        .ok()
+        .json();
     assert_eq!(v["debug_files"].as_array().unwrap().len(), 1);
     assert_eq!(v["debug_files"][0]["kind"], "macho");
-    assert_eq!(v["debug_files"][0]["debug_id"], oracle("c_macho")["debug_id"]);
+    assert_eq!(
+        v["debug_files"][0]["debug_id"],
+        oracle("c_macho")["debug_id"]
+    );
     assert!(v["warnings"][0].as_str().unwrap().contains("Info.plist"));
 }
 
@@ -82,17 +130,22 @@ async fn dsym_zip_is_unpacked_and_non_debug_entries_skipped() {
 async fn split_dwarf_units_are_indexed_by_dwo_id() {
     let app = TestApp::new();
     let exe = upload(&app, "native/out/c_splitdwarf").await;
-    let needs: Vec<String> = serde_json::from_value(exe["debug_files"][0]["dwo_ids"].clone()).unwrap();
+    let needs: Vec<String> =
+        serde_json::from_value(exe["debug_files"][0]["dwo_ids"].clone()).unwrap();
     assert_eq!(needs.len(), 2, "{exe}");
     let dwp = upload(&app, "native/out/c_splitdwarf.dwp").await;
     assert_eq!(dwp["debug_files"][0]["kind"], "split_dwarf");
-    let provides: Vec<String> = serde_json::from_value(dwp["debug_files"][0]["dwo_ids"].clone()).unwrap();
+    let provides: Vec<String> =
+        serde_json::from_value(dwp["debug_files"][0]["dwo_ids"].clone()).unwrap();
     let mut a = needs.clone();
     a.sort();
     let mut b = provides;
     b.sort();
     assert_eq!(a, b);
-    for dwo in ["native/out/c_splitdwarf-app.dwo", "native/out/c_splitdwarf4-util.dwo"] {
+    for dwo in [
+        "native/out/c_splitdwarf-app.dwo",
+        "native/out/c_splitdwarf4-util.dwo",
+    ] {
         let v = upload(&app, dwo).await;
         assert_eq!(v["debug_files"][0]["object_kind"], "dwo", "{dwo}");
     }
@@ -101,21 +154,47 @@ async fn split_dwarf_units_are_indexed_by_dwo_id() {
 #[tokio::test]
 async fn unknown_truncated_and_idless_files_are_rejected() {
     let app = TestApp::new();
-    let r = app.upload_debug_file("app", "notes.txt", b"hello world".to_vec()).await;
+    let r = app
+        .upload_debug_file("app", "notes.txt", b"hello world".to_vec())
+        .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.error_code(), "unknown_debug_format");
     let mut elf = fixture("native/out/c_dwarf5");
     elf.truncate(200);
     let r = app.upload_debug_file("app", "trunc", elf).await;
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
-    assert!(["debug_file_malformed", "debug_id_missing", "unknown_debug_format"].contains(&r.error_code().as_str()), "{}", r.error_code());
+    assert!(
+        [
+            "debug_file_malformed",
+            "debug_id_missing",
+            "unknown_debug_format"
+        ]
+        .contains(&r.error_code().as_str()),
+        "{}",
+        r.error_code()
+    );
     // LLVM 14's wasm linker writes no build ID: there is nothing to find the file by.
-    let r = app.upload_debug_file("app", "c_wasm.wasm", fixture("native/out/c_wasm.wasm")).await;
+    let r = app
+        .upload_debug_file("app", "c_wasm.wasm", fixture("native/out/c_wasm.wasm"))
+        .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.error_code(), "debug_id_missing");
-    let r = app.upload_debug_file("app", "x.zip", zip(&[("readme.txt", b"no debug files here")])).await;
+    let r = app
+        .upload_debug_file(
+            "app",
+            "x.zip",
+            zip(&[("readme.txt", b"no debug files here")]),
+        )
+        .await;
     assert_eq!(r.error_code(), "no_debug_files");
-    assert!(app.get("/api/v1/projects/app/debug-files").await.ok().json()["debug_files"].as_array().unwrap().is_empty());
+    assert!(app
+        .get("/api/v1/projects/app/debug-files")
+        .await
+        .ok()
+        .json()["debug_files"]
+        .as_array()
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -125,10 +204,34 @@ async fn deleting_debug_files_by_debug_id() {
     upload(&app, "native/out/c_dwarf5").await;
     upload(&app, "native/out/cpp_dwarf5").await;
     let id = o["debug_id"].as_str().unwrap();
-    assert_eq!(app.delete(&format!("/api/v1/projects/app/debug-files/{id}")).await.status, 204);
-    let list = app.get("/api/v1/projects/app/debug-files").await.ok().json();
-    let ids: Vec<_> = list["debug_files"].as_array().unwrap().iter().map(|f| f["debug_id"].clone()).collect();
+    assert_eq!(
+        app.delete(&format!("/api/v1/projects/app/debug-files/{id}"))
+            .await
+            .status,
+        204
+    );
+    let list = app
+        .get("/api/v1/projects/app/debug-files")
+        .await
+        .ok()
+        .json();
+    let ids: Vec<_> = list["debug_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["debug_id"].clone())
+        .collect();
     assert_eq!(ids, [oracle("cpp_dwarf5")["debug_id"].clone()]);
-    assert_eq!(app.delete(&format!("/api/v1/projects/app/debug-files/{id}")).await.status, 404);
-    assert_eq!(app.delete("/api/v1/projects/app/debug-files/garbage").await.status, 400);
+    assert_eq!(
+        app.delete(&format!("/api/v1/projects/app/debug-files/{id}"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        app.delete("/api/v1/projects/app/debug-files/garbage")
+            .await
+            .status,
+        400
+    );
 }

@@ -1,1 +1,631 @@
-//! JS symbolication through HTTP.
+//! JS symbolication through HTTP, against real bundles (esbuild, terser, rollup, webpack,
+//! tsc, index maps, inline maps, sentry-cli injected debug IDs) and an oracle that never came
+//! from Tracemap: real node stack traces of the minified and the original code, and
+//! @jridgewell/trace-mapping answers (see fixtures/js/README.md).
+
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+pub fn oracle(name: &str) -> Value {
+    serde_json::from_slice(&fixture(&format!("js/oracle/{name}.json"))).expect("oracle")
+}
+
+/// Uploads a bundle of the oracle under `release` at the oracle's URL; the map (if external)
+/// at the URL its sourceMappingURL names.
+pub async fn upload_bundle(app: &TestApp, project: &str, release: &str, name: &str) {
+    let o = oracle(name);
+    let url = o["url"].as_str().unwrap();
+    let js = fixture(&format!("js/{}", o["minified"].as_str().unwrap()));
+    let mut files: Vec<(String, Vec<u8>)> = vec![(url.to_owned(), js)];
+    if let Some(map) = o["map"].as_str() {
+        files.push((format!("{url}.map"), fixture(&format!("js/{map}"))));
+    }
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(u, b)| (u.as_str(), b.as_slice()))
+        .collect();
+    app.upload_release(project, release, None, &refs).await.ok();
+}
+
+/// The absolute URL a browser would report for an oracle URL `~/x`.
+fn abs(url: &str) -> String {
+    format!("https://cdn.example.com/{}", url.trim_start_matches("~/"))
+}
+
+/// A request with one stack trace per thrown scenario (caller first, as Sentry sends).
+fn thrown_request(o: &Value, release: Option<&str>) -> Value {
+    let url = abs(o["url"].as_str().unwrap());
+    let stacktraces: Vec<Value> = o["thrown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let frames: Vec<Value> = t["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .rev()
+                .map(|f| {
+                    json!({"abs_path": url, "lineno": f["minified"]["line"], "colno": f["minified"]["column"],
+                           "function": f["minified"]["function"], "in_app": true})
+                })
+                .collect();
+            json!({"frames": frames})
+        })
+        .collect();
+    json!({"release": release, "stacktraces": stacktraces})
+}
+
+struct Score {
+    frames: usize,
+    exact: usize,
+    names: usize,
+    misses: Vec<String>,
+}
+
+/// Compares every returned frame with the oracle's original position; returns the counts.
+fn score(o: &Value, response: &Value) -> Score {
+    let mut s = Score {
+        frames: 0,
+        exact: 0,
+        names: 0,
+        misses: Vec::new(),
+    };
+    for (t, st) in o["thrown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(response["stacktraces"].as_array().unwrap())
+    {
+        let want: Vec<&Value> = t["frames"].as_array().unwrap().iter().rev().collect();
+        for (w, got) in want.iter().zip(st["frames"].as_array().unwrap()) {
+            s.frames += 1;
+            let orig = &w["original"];
+            let file_ok = got["abs_path"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with(orig["file"].as_str().unwrap());
+            if file_ok && got["lineno"] == orig["line"] && got["colno"] == orig["column"] {
+                s.exact += 1;
+            } else {
+                s.misses.push(format!(
+                    "position: want {orig} got {} {}:{}:{}",
+                    got["data"], got["abs_path"], got["lineno"], got["colno"]
+                ));
+            }
+            if got["function"] == orig["function"] {
+                s.names += 1;
+            } else {
+                s.misses.push(format!(
+                    "name: want {} got {} (minified {})",
+                    orig["function"], got["function"], w["minified"]["function"]
+                ));
+            }
+        }
+    }
+    s
+}
+
+const BUNDLES: [&str; 8] = [
+    "esbuild",
+    "esbuild-inline",
+    "terser",
+    "rollup",
+    "webpack",
+    "ts",
+    "indexmap",
+    "large",
+];
+
+#[tokio::test]
+async fn real_thrown_frames_resolve_exactly_in_every_bundle_kind() {
+    let app = TestApp::new();
+    let (mut frames, mut names) = (0, 0);
+    let mut report = Vec::new();
+    for name in BUNDLES {
+        upload_bundle(&app, "web", "1.0", name).await;
+        let o = oracle(name);
+        let r = app
+            .post_json(
+                "/api/v1/projects/web/symbolicate/js",
+                &thrown_request(&o, Some("1.0")),
+            )
+            .await
+            .ok()
+            .json();
+        assert_eq!(r["status"], "completed");
+        let s = score(&o, &r);
+        assert_eq!(s.exact, s.frames, "{name}: {:#?}", s.misses);
+        frames += s.frames;
+        names += s.names;
+        report.push(format!(
+            "{name}: {}/{} names; {:?}",
+            s.names, s.frames, s.misses
+        ));
+    }
+    let rate = names as f64 / frames as f64;
+    println!(
+        "function names: {names}/{frames} = {rate:.3}\n{}",
+        report.join("\n")
+    );
+    assert!(
+        rate >= 0.95,
+        "function-name rate {rate:.3} < 0.95:\n{}",
+        report.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn every_sampled_position_matches_trace_mapping() {
+    let app = TestApp::new();
+    for name in [
+        "esbuild", "terser", "rollup", "webpack", "ts", "indexmap", "large",
+    ] {
+        upload_bundle(&app, "web", "1.0", name).await;
+        let o = oracle(name);
+        let url = abs(o["url"].as_str().unwrap());
+        let samples = o["sampled"].as_array().unwrap();
+        let frames: Vec<Value> = samples
+            .iter()
+            .map(|s| json!({"abs_path": url, "lineno": s["line"], "colno": s["column"]}))
+            .collect();
+        let body = json!({"release": "1.0", "stacktraces": [{"frames": frames}], "options": {"apply_source_context": false}});
+        let r = app
+            .post_json("/api/v1/projects/web/symbolicate/js", &body)
+            .await
+            .ok()
+            .json();
+        let got = r["stacktraces"][0]["frames"].as_array().unwrap();
+        let mut misses = Vec::new();
+        let mut continuation = 0;
+        for (s, g) in samples.iter().zip(got) {
+            if s["template_continuation"] == true {
+                continuation += 1;
+            }
+            if g["lineno"] != s["original_line"] || g["colno"] != s["original_column"] {
+                misses.push(format!(
+                    "{s} -> {}:{}:{}",
+                    g["abs_path"], g["lineno"], g["colno"]
+                ));
+            }
+        }
+        assert!(
+            misses.is_empty(),
+            "{name}: {} of {} samples differ:\n{}",
+            misses.len(),
+            samples.len(),
+            misses.join("\n")
+        );
+        if name == "esbuild" || name == "large" {
+            assert!(
+                continuation > 0,
+                "{name} has template-literal continuation samples"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn source_context_in_app_and_resolution_data() {
+    let app = TestApp::new();
+    upload_bundle(&app, "web", "1.0", "esbuild").await;
+    let o = oracle("esbuild");
+    let r = app
+        .post_json(
+            "/api/v1/projects/web/symbolicate/js",
+            &thrown_request(&o, Some("1.0")),
+        )
+        .await
+        .ok()
+        .json();
+    let frame = &r["stacktraces"][0]["frames"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(frame["data"]["symbolicated"], true);
+    assert_eq!(frame["data"]["resolved_with"], "release");
+    assert_eq!(
+        frame["data"]["sourcemap"],
+        "~/static/esbuild/app.min.js.map"
+    );
+    assert_eq!(frame["pre_context"].as_array().unwrap().len(), 5);
+    let src = String::from_utf8(fixture("js/src/pricing.js")).unwrap();
+    let line = src
+        .lines()
+        .nth(frame["lineno"].as_u64().unwrap() as usize - 1)
+        .unwrap();
+    assert_eq!(frame["context_line"], line);
+    // Raw frames keep the minified position and carry the minified context.
+    let raw = r["raw_stacktraces"][0]["frames"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        raw["colno"],
+        o["thrown"][0]["frames"][0]["minified"]["column"]
+    );
+    assert!(raw["context_line"].as_str().is_some());
+    // Vendor frames are not in-app.
+    let vendor: Vec<&Value> = r["stacktraces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["frames"].as_array().unwrap())
+        .filter(|f| {
+            f["abs_path"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("node_modules")
+        })
+        .collect();
+    assert!(!vendor.is_empty());
+    assert!(vendor.iter().all(|f| f["in_app"] == false));
+}
+
+#[tokio::test]
+async fn map_without_sources_content_uses_uploaded_originals() {
+    let app = TestApp::new();
+    upload_bundle(&app, "web", "1.0", "esbuild-nosc").await;
+    let o = oracle("esbuild-nosc");
+    let r = app
+        .post_json(
+            "/api/v1/projects/web/symbolicate/js",
+            &thrown_request(&o, Some("1.0")),
+        )
+        .await
+        .ok()
+        .json();
+    let errors = r["errors"].as_array().unwrap();
+    assert!(
+        errors.iter().any(|e| e["type"] == "missing_source_content"),
+        "{errors:?}"
+    );
+    let e = errors
+        .iter()
+        .find(|e| e["type"] == "missing_source_content")
+        .unwrap();
+    assert!(e["diagnostic"].as_str().unwrap().contains("~/src/"), "{e}");
+    // Upload the originals where the map's sources point (../../src/x.js from ~/static/esbuild-nosc/).
+    let mut files = Vec::new();
+    for f in [
+        "cart.js",
+        "pricing.js",
+        "inventory.js",
+        "main.js",
+        "pipeline.js",
+        "runtime.js",
+        "util/format.js",
+        "node_modules/tiny-invariant-lite/index.js",
+    ] {
+        files.push((format!("~/src/{f}"), fixture(&format!("js/src/{f}"))));
+    }
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(u, b)| (u.as_str(), b.as_slice()))
+        .collect();
+    app.upload_release("web", "1.0", None, &refs).await.ok();
+    let r = app
+        .post_json(
+            "/api/v1/projects/web/symbolicate/js",
+            &thrown_request(&o, Some("1.0")),
+        )
+        .await
+        .ok()
+        .json();
+    assert!(
+        r["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["type"] != "missing_source_content"),
+        "{}",
+        r["errors"]
+    );
+    let frame = &r["stacktraces"][0]["frames"][0];
+    assert!(frame["context_line"].as_str().is_some(), "{frame}");
+}
+
+#[tokio::test]
+async fn debug_id_path_resolves_without_release_and_wins_over_url() {
+    let app = TestApp::new();
+    let o = oracle("debugid");
+    let id = o["debug_id"].as_str().unwrap();
+    // Uploaded under a release but found through the debug ID the request names.
+    upload_bundle(&app, "web", "other-release", "debugid").await;
+    let mut req = thrown_request(&o, None);
+    req["modules"] = json!([{"type": "sourcemap", "code_file": abs(o["url"].as_str().unwrap()), "debug_id": id}]);
+    let r = app
+        .post_json("/api/v1/projects/web/symbolicate/js", &req)
+        .await
+        .ok()
+        .json();
+    let s = score(&o, &r);
+    assert_eq!(s.exact, s.frames, "{:#?}", s.misses);
+    assert_eq!(
+        r["stacktraces"][0]["frames"][0]["data"]["resolved_with"],
+        "debug-id"
+    );
+}
+
+#[tokio::test]
+async fn minified_file_absent_but_sibling_map_present_still_resolves() {
+    let app = TestApp::new();
+    let o = oracle("esbuild");
+    let url = o["url"].as_str().unwrap();
+    app.upload_release(
+        "web",
+        "1.0",
+        None,
+        &[(
+            &format!("{url}.map"),
+            &fixture("js/out/esbuild/app.min.js.map"),
+        )],
+    )
+    .await
+    .ok();
+    let r = app
+        .post_json(
+            "/api/v1/projects/web/symbolicate/js",
+            &thrown_request(&o, Some("1.0")),
+        )
+        .await
+        .ok()
+        .json();
+    let s = score(&o, &r);
+    assert_eq!(s.exact, s.frames, "{:#?}", s.misses);
+}
+
+#[tokio::test]
+async fn reupload_takes_effect_on_the_next_request() {
+    let app = TestApp::new();
+    let o = oracle("esbuild");
+    let url = o["url"].as_str().unwrap().to_owned();
+    let req = thrown_request(&o, Some("1.0"));
+    // First a miss: nothing uploaded. The negative answer must not outlive the upload.
+    let r = app
+        .post_json("/api/v1/projects/web/symbolicate/js", &req)
+        .await
+        .ok()
+        .json();
+    assert_eq!(r["errors"][0]["type"], "missing_source");
+    // Upload the terser build's map under the esbuild URL: valid, but wrong for these frames.
+    app.upload_release(
+        "web",
+        "1.0",
+        None,
+        &[
+            (&url, &fixture("js/out/esbuild/app.min.js")),
+            (
+                &format!("{url}.map"),
+                &fixture("js/out/terser/app.min.js.map"),
+            ),
+        ],
+    )
+    .await
+    .ok();
+    let r1 = app
+        .post_json("/api/v1/projects/web/symbolicate/js", &req)
+        .await
+        .ok()
+        .json();
+    assert!(score(&o, &r1).exact < score(&o, &r1).frames);
+    // Re-upload the right map: the very next request uses it.
+    app.upload_release(
+        "web",
+        "1.0",
+        None,
+        &[(
+            &format!("{url}.map"),
+            &fixture("js/out/esbuild/app.min.js.map"),
+        )],
+    )
+    .await
+    .ok();
+    let r2 = app
+        .post_json("/api/v1/projects/web/symbolicate/js", &req)
+        .await
+        .ok()
+        .json();
+    let s = score(&o, &r2);
+    assert_eq!(s.exact, s.frames, "{:#?}", s.misses);
+}
+
+#[tokio::test]
+async fn every_error_type_says_why() {
+    let app = TestApp::with_config(|c| c.limits.max_sourcemap_bytes = 4_000);
+    let js = fixture("js/out/esbuild/app.min.js");
+    // missing_source: names release, candidates and a similar URL.
+    app.upload_release("web", "1.0", None, &[("~/assets/app.min.js", &js)])
+        .await
+        .ok();
+    let frame = |path: &str, line: u32, col: Option<u32>| json!({"abs_path": path, "lineno": line, "colno": col});
+    let r = app
+        .post_json(
+            "/api/v1/projects/web/symbolicate/js",
+            &json!({"release": "1.0", "stacktraces": [{"frames": [
+                frame("https://cdn.example.com/static/app.min.js?v=3#x", 1, Some(10)),
+            ]}]}),
+        )
+        .await
+        .ok()
+        .json();
+    let e = &r["errors"][0];
+    assert_eq!(e["type"], "missing_source");
+    let d = e["diagnostic"].as_str().unwrap();
+    for needle in [
+        "release 1.0",
+        "~/static/app.min.js?v=3",
+        "~/static/app.min.js",
+        "~/assets/app.min.js",
+    ] {
+        assert!(d.contains(needle), "{needle} not in {d}");
+    }
+    assert_eq!(
+        r["stacktraces"][0]["frames"][0]["data"]["symbolicated"],
+        false
+    );
+    assert_eq!(
+        r["stacktraces"][0]["frames"][0]["lineno"], 1,
+        "unresolved frames come back as they came"
+    );
+
+    // missing_sourcemap: the file is there, its map is not.
+    let r = app
+        .post_json("/api/v1/projects/web/symbolicate/js", &json!({"release": "1.0", "stacktraces": [{"frames": [frame("~/assets/app.min.js", 1, Some(10))]}]}))
+        .await
+        .ok()
+        .json();
+    assert_eq!(r["errors"][0]["type"], "missing_sourcemap");
+    assert!(r["errors"][0]["diagnostic"]
+        .as_str()
+        .unwrap()
+        .contains("~/assets/app.min.js.map"));
+
+    // malformed_sourcemap: a map over the configured index limit.
+    app.upload_release(
+        "web",
+        "1.0",
+        None,
+        &[(
+            "~/assets/app.min.js.map",
+            &fixture("js/out/esbuild/app.min.js.map"),
+        )],
+    )
+    .await
+    .ok();
+    let r = app
+        .post_json("/api/v1/projects/web/symbolicate/js", &json!({"release": "1.0", "stacktraces": [{"frames": [frame("~/assets/app.min.js", 1, Some(10))]}]}))
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        r["errors"][0]["type"], "malformed_sourcemap",
+        "{}",
+        r["errors"]
+    );
+    assert!(r["errors"][0]["diagnostic"]
+        .as_str()
+        .unwrap()
+        .contains("limit"));
+
+    // invalid_base64_sourcemap: an inline map whose data is not base64.
+    app.upload_release(
+        "web",
+        "1.0",
+        None,
+        &[(
+            "~/inline.js",
+            b"x();\n//# sourceMappingURL=data:application/json;base64,%%%not-base64%%%\n",
+        )],
+    )
+    .await
+    .ok();
+    // no_column, invalid_location.
+    app.upload_release(
+        "web",
+        "2.0",
+        None,
+        &[
+            ("~/app.js", b"boom();\n//# sourceMappingURL=app.js.map\n"),
+            ("~/app.js.map", &tiny_map(None)),
+        ],
+    )
+    .await
+    .ok();
+    let r = app
+        .post_json("/api/v1/projects/web/symbolicate/js", &json!({"release": "1.0", "stacktraces": [{"frames": [frame("~/inline.js", 1, Some(1))]}]}))
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        r["errors"][0]["type"], "invalid_base64_sourcemap",
+        "{}",
+        r["errors"]
+    );
+    let r = app
+        .post_json(
+            "/api/v1/projects/web/symbolicate/js",
+            &json!({"release": "2.0", "stacktraces": [{"frames": [
+                frame("~/app.js", 1, None),
+                frame("~/app.js", 500, Some(1)),
+                frame("~/app.js", 1, Some(1)),
+            ]}]}),
+        )
+        .await
+        .ok()
+        .json();
+    let types: Vec<&str> = r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["no_column", "invalid_location"]);
+    let ok = &r["stacktraces"][0]["frames"][2];
+    assert_eq!(
+        (ok["lineno"].as_u64(), ok["colno"].as_u64()),
+        (Some(10), Some(5))
+    );
+    assert_eq!(ok["context_line"], "    boom();");
+    // Every error carries a diagnostic sentence.
+    assert!(r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["diagnostic"].as_str().is_some_and(|d| d.len() > 10)));
+}
+
+#[tokio::test]
+async fn unknown_fields_are_accepted_and_frames_keep_theirs() {
+    let app = TestApp::new();
+    app.upload_release(
+        "web",
+        "2.0",
+        None,
+        &[
+            ("~/app.js", b"boom();\n//# sourceMappingURL=app.js.map\n"),
+            ("~/app.js.map", &tiny_map(None)),
+        ],
+    )
+    .await
+    .ok();
+    let r = app
+        .post_json("/api/v1/projects/web/symbolicate/js", &json!({
+            "release": "2.0", "future_field": {"x": 1}, "sources": [], "scraping": {"enabled": false},
+            "stacktraces": [{"frames": [{"abs_path": "~/app.js", "lineno": 1, "colno": 1, "vars": {"a": 1}, "platform": "javascript"}], "registers": {}}],
+        }))
+        .await
+        .ok()
+        .json();
+    let f = &r["stacktraces"][0]["frames"][0];
+    assert_eq!(f["data"]["symbolicated"], true);
+    assert_eq!(f["vars"], json!({"a": 1}));
+    // The compatibility alias answers the same.
+    let r2 = app
+        .post_json("/symbolicate-js?scope=web", &json!({"release": "2.0", "stacktraces": [{"frames": [{"abs_path": "~/app.js", "lineno": 1, "colno": 1}]}]}))
+        .await
+        .ok()
+        .json();
+    assert_eq!(r2["stacktraces"][0]["frames"][0]["lineno"], 10);
+}
+
+#[tokio::test]
+async fn too_many_frames_is_a_clear_413() {
+    let app = TestApp::with_config(|c| c.limits.max_frames = 10);
+    let frames: Vec<Value> = (0..11)
+        .map(|_| json!({"abs_path": "~/a.js", "lineno": 1, "colno": 1}))
+        .collect();
+    let r = app
+        .post_json(
+            "/api/v1/projects/web/symbolicate/js",
+            &json!({"stacktraces": [{"frames": frames}]}),
+        )
+        .await;
+    assert_eq!(r.status, 413);
+    assert_eq!(r.error_code(), "too_many_frames");
+}

@@ -9,4 +9,5 @@ mod debug_files;
 mod js;
 mod native;
 mod ops;
+mod sentry_cli;
 mod uploads;

@@ -7,7 +7,9 @@ async fn health_ready_and_metrics() {
     let app = TestApp::new();
     assert_eq!(app.get("/healthz").await.ok().body, b"ok\n");
     assert_eq!(app.get("/readyz").await.ok().body, b"ready\n");
-    app.upload_release("web", "1.0", None, &[("~/a.js", b"x\n")]).await.ok();
+    app.upload_release("web", "1.0", None, &[("~/a.js", b"x\n")])
+        .await
+        .ok();
     let _ = app.get("/api/v1/projects/web/releases/nope/files").await;
     let text = String::from_utf8(app.get("/metrics").await.ok().body).unwrap();
     for needle in [
@@ -38,7 +40,10 @@ async fn unknown_routes_and_bad_json_have_stable_error_bodies() {
         .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.error_code(), "invalid_json");
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("request body"));
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("request body"));
 }
 
 #[tokio::test]
