@@ -1,7 +1,8 @@
 //! `tracemap sourcemaps inject DIR`: writes debug IDs into JavaScript files and their source
 //! maps the way sentry-cli 3.x does, so either tool's output works with the other's server:
 //! - a one-line runtime snippet that registers the ID in `globalThis._sentryDebugIds`,
-//!   inserted as the first line (after a `#!` line); the map's mappings shift by one line;
+//!   inserted as the first line (after a `#!` line) with the map's mappings shifted by one
+//!   line, or appended at the end when the file has no map file (so no line moves);
 //! - a `//# debugId=<uuid>` comment at the end of the file;
 //! - `"debugId": "<uuid>"` in the source map (the ECMA-426 debug ID proposal's field).
 //!
@@ -55,8 +56,8 @@ pub fn inject_file(js_path: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
         None => Some(PathBuf::from(format!("{}.map", js_path.display()))),
     }
     .filter(|p| p.is_file());
-    // Without a map file we can still add the comment, but the snippet would shift lines
-    // that an inline map describes; leave the code as it is then.
+    // Without a map file the snippet goes at the end (as sentry-cli does), so no line that
+    // an inline map describes moves.
     let with_snippet = map_path.is_some();
     let mut out = String::with_capacity(text.len() + 600);
     if with_snippet {
@@ -75,6 +76,10 @@ pub fn inject_file(js_path: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
         out.push_str(&text);
     }
     if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    if !with_snippet {
+        out.push_str(&snippet(&id));
         out.push('\n');
     }
     out.push_str(&format!("//# debugId={id}\n"));

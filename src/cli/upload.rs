@@ -144,21 +144,21 @@ fn collect_sourcemaps(
     }
     let mut warnings = Vec::new();
     let mut paired_maps = std::collections::HashSet::new();
-    for i in 0..files.len() {
-        if files[i].kind != "source" {
+    for file in files.iter_mut() {
+        if file.kind != "source" {
             continue;
         }
-        let text = std::fs::read(&files[i].path)?;
+        let text = std::fs::read(&file.path)?;
         let comments = crate::ingest::js::scan_magic_comments(&text);
-        let rel = files[i]
+        let rel = file
             .url
             .strip_prefix(url_prefix.trim_end_matches('/'))
-            .unwrap_or(&files[i].url)
+            .unwrap_or(&file.url)
             .trim_start_matches('/')
             .to_owned();
         let target = match &comments.sourcemap_url {
             Some(u) if u.starts_with("data:") => {
-                files[i].kind = "minified_source";
+                file.kind = "minified_source";
                 continue;
             }
             Some(u) => {
@@ -171,7 +171,7 @@ fn collect_sourcemaps(
         };
         match target.and_then(|t| rel_paths.get(&t).copied()) {
             Some(m) => {
-                files[i].kind = "minified_source";
+                file.kind = "minified_source";
                 paired_maps.insert(m);
             }
             None if comments.sourcemap_url.is_some() => warnings.push(format!(

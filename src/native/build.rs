@@ -1,9 +1,10 @@
-//! Building a cache: debug file (+ companions) → SymCache + side tables → bytes.
+//! Building a cache: debug file (+ companions) → functions and symbols → SymCache → bytes.
 //!
-//! The functions (with their line records and inlinees) come from symbolic's debug session for
-//! every format it reads, or from our own DWARF walker (`dwarf.rs`) when the file holds split
-//! DWARF skeleton units, which symbolic cannot follow to their `.dwo`/`.dwp`. Symbols are added
-//! by us rather than by `SymCacheConverter::process_object`, for two reasons:
+//! The functions (with their line records and inlinees) come from our DWARF reader
+//! (`dwarf.rs`) for DWARF in ELF, Mach-O, wasm and PE files, and from symbolic's debug session
+//! for PDB and Breakpad files (and for wasm/PE DWARF our reader fails on). Names and paths are
+//! rewritten on their way in (`Encoder`). Symbols are added by us rather than by
+//! `SymCacheConverter::process_object`, for two reasons:
 //!
 //! 1. symbolic lets a symbol without a size (`_init`, Breakpad `PUBLIC` records, PDB publics)
 //!    extend to the next symbol, or forever after the last one, so PLT stubs, padding and data
@@ -23,7 +24,7 @@ use symbolic::symcache::transform::{self, Transformer};
 use symbolic::symcache::SymCacheConverter;
 
 use super::cache::{FLAG_MISSING_DWO, HEADER_LEN, MAGIC};
-use super::dwarf::{self, OrphanLine};
+use super::dwarf::{self, merge_ranges, OrphanLine};
 use super::{BuildInput, NativeError, DEMANGLE_OPTIONS, FORMAT_VERSION};
 
 /// Builds the lookup cache for one module. See [`BuildInput`] for what goes in and the module
@@ -57,16 +58,7 @@ pub(crate) fn build_cache_with(
     // wasmparser, symbolic) are large and see untrusted files: a panic in one of them becomes
     // an error for this file rather than a crashed worker.
     let build = std::panic::AssertUnwindSafe(|| build_unguarded(input, reader));
-    std::panic::catch_unwind(build).unwrap_or_else(|payload| {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        Err(NativeError::Malformed(format!(
-            "a parser panicked on this file: {message}"
-        )))
-    })
+    std::panic::catch_unwind(build).unwrap_or_else(|payload| Err(panicked(payload)))
 }
 
 pub(crate) fn build_unguarded(
@@ -91,11 +83,6 @@ pub(crate) fn build_unguarded(
         None => None,
     };
 
-    let windows = matches!(object.file_format(), FileFormat::Pe | FileFormat::Pdb);
-    let mut builder = Builder::new(windows);
-    builder.converter.set_arch(object.arch());
-    builder.converter.set_debug_id(object.debug_id());
-
     // The symbol table: the debug file's, completed by the executable's.
     let mut symbols = SymbolList::default();
     symbols.extend(object.symbols());
@@ -104,37 +91,38 @@ pub(crate) fn build_unguarded(
         symbols.extend(exe.symbols());
     }
 
-    // Functions with debug information.
+    // Functions with debug information: our DWARF reader where there is DWARF, else (or if it
+    // fails on wasm/PE DWARF) symbolic's session.
+    let mut builder = Builder::new(&object);
     let mut orphan_lines = Vec::new();
-    let own_reader = dwarf::MainSections::load(&object)?
-        .filter(|sections| reader == DwarfReader::Own || sections.has_split_units());
-    let mut done = false;
-    if let Some(sections) = own_reader {
+    let mut read = false;
+    if let Some(sections) = dwarf::MainSections::load(&object)? {
         let split = sections.has_split_units();
-        let mut attempt = Builder::new(windows);
-        attempt.converter.set_arch(object.arch());
-        attempt.converter.set_debug_id(object.debug_id());
-        let result = dwarf::functions(
-            &sections,
-            &symbols.by_address(),
-            &input.dwo_files,
-            |function| attempt.add_function(function),
-        );
-        match result {
-            Ok(outcome) => {
-                builder = attempt;
-                if outcome.missing_dwo_units > 0 {
-                    builder.flags |= FLAG_MISSING_DWO;
+        if reader == DwarfReader::Own || split {
+            let result = dwarf::functions(
+                &sections,
+                &symbols.by_address(),
+                &input.dwo_files,
+                |function| builder.add_function(function),
+            );
+            match result {
+                Ok(outcome) => {
+                    if outcome.missing_dwo_units > 0 {
+                        builder.flags |= FLAG_MISSING_DWO;
+                    }
+                    orphan_lines = outcome.orphan_lines;
+                    read = true;
                 }
-                orphan_lines = outcome.orphan_lines;
-                done = true;
+                // symbolic cannot follow split units, and for ELF and Mach-O it would
+                // decompress sections unsafely (see `dwarf::MainSections::load`).
+                Err(e) if split || !dwarf::MainSections::symbolic_may_retry(&object) => {
+                    return Err(e)
+                }
+                Err(_) => builder = Builder::new(&object),
             }
-            // symbolic cannot follow split units, so its answer would be worse, not better.
-            Err(e) if split || !dwarf::MainSections::symbolic_may_retry(&object) => return Err(e),
-            Err(_) => {}
         }
     }
-    if !done {
+    if !read {
         let session = object
             .debug_session()
             .map_err(|e| NativeError::Malformed(error_chain(&e)))?;
@@ -147,6 +135,61 @@ pub(crate) fn build_unguarded(
         .unwrap_or_default();
     builder.add_symbols(symbols, &sections, &orphan_lines);
     builder.finish()
+}
+
+/// What a debug file is, per object (fat Mach-O files hold several), for matching uploads to
+/// modules and reporting `features` without building a cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// The `object_index` to pass in [`BuildInput`].
+    pub index: usize,
+    /// `elf`, `macho`, `pe`, `pdb`, `breakpad`, `wasm`, …
+    pub file_format: String,
+    /// Sentry-form debug ID (`339d67d0-6e29-287b-2408-1344f4ea7744`, with `-age` for PDBs).
+    pub debug_id: String,
+    /// Code ID (ELF build ID hex, Mach-O UUID, PE timestamp + size), if the file has one.
+    pub code_id: Option<String>,
+    pub arch: String,
+    /// `exe`, `lib`, `dbg`, `rel`, …
+    pub kind: String,
+    pub has_debug_info: bool,
+    pub has_symbols: bool,
+    pub has_unwind_info: bool,
+    pub has_sources: bool,
+}
+
+/// Describes every object in a debug file, without building anything (parses headers only).
+pub fn inspect(data: &[u8]) -> Result<Vec<ObjectInfo>, NativeError> {
+    let inspect = std::panic::AssertUnwindSafe(|| {
+        let archive = Archive::parse(data).map_err(|e| classify_parse_error(&e, data))?;
+        let mut objects = Vec::new();
+        for (index, object) in archive.objects().enumerate() {
+            let object = object.map_err(|e| NativeError::Malformed(error_chain(&e)))?;
+            objects.push(ObjectInfo {
+                index,
+                file_format: object.file_format().name().to_owned(),
+                debug_id: object.debug_id().to_string(),
+                code_id: object.code_id().map(|id| id.to_string()),
+                arch: object.arch().name().to_owned(),
+                kind: object.kind().name().to_owned(),
+                has_debug_info: object.has_debug_info(),
+                has_symbols: object.has_symbols(),
+                has_unwind_info: object.has_unwind_info(),
+                has_sources: object.has_sources(),
+            });
+        }
+        Ok(objects)
+    });
+    std::panic::catch_unwind(inspect).unwrap_or_else(|payload| Err(panicked(payload)))
+}
+
+fn panicked(payload: Box<dyn std::any::Any + Send>) -> NativeError {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    NativeError::Malformed(format!("a parser panicked on this file: {message}"))
 }
 
 fn add_session_functions(
@@ -474,8 +517,7 @@ fn undecorate_windows(name: &str) -> &str {
 /// - a function name becomes `demangled \0 raw \0 language` (only `raw` when demangling
 ///   changes nothing), demangled once here rather than on every lookup, where demangling a
 ///   long C++ name would cost more than the rest of the lookup;
-/// - a file becomes `abs_path \0 filename` (only `abs_path` when the file name is its base
-///   name), with `abs_path` already joined and cleaned.
+/// - a file becomes `abs_path \0 filename`, with `abs_path` already joined and cleaned.
 ///
 /// PE/PDB C names are undecorated first (`_foo@8` → `foo`), the rule symbolic applies in
 /// `process_object`.
@@ -519,12 +561,10 @@ impl Encoder {
             .filter(|_| !comp_dir.is_empty())
             .and_then(|rest| rest.strip_prefix(['/', '\\']))
             .filter(|rest| !rest.is_empty());
-        match relative {
-            Some(filename) if Some(filename) != base_name(&abs_path) => {
-                format!("{abs_path}\0{filename}")
-            }
-            _ => abs_path,
-        }
+        let filename = relative
+            .or_else(|| base_name(&abs_path))
+            .unwrap_or_default();
+        format!("{abs_path}\0{filename}")
     }
 }
 
@@ -582,8 +622,11 @@ struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-    fn new(windows: bool) -> Self {
+    fn new(object: &Object<'_>) -> Self {
+        let windows = matches!(object.file_format(), FileFormat::Pe | FileFormat::Pdb);
         let mut converter = SymCacheConverter::new();
+        converter.set_arch(object.arch());
+        converter.set_debug_id(object.debug_id());
         converter.add_transformer(Encoder {
             windows,
             names: HashMap::new(),
@@ -687,19 +730,6 @@ impl<'a> Builder<'a> {
         out.extend_from_slice(&symcache);
         Ok(out)
     }
-}
-
-/// Sorts and merges overlapping or touching ranges.
-fn merge_ranges(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
-    ranges.sort_unstable();
-    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
-    for (start, end) in ranges {
-        match merged.last_mut() {
-            Some(last) if start <= last.1 => last.1 = last.1.max(end),
-            _ => merged.push((start, end)),
-        }
-    }
-    merged
 }
 
 fn covered_by(merged: &[(u64, u64)], address: u64) -> bool {

@@ -39,6 +39,16 @@ pub(crate) const HEADER_LEN: usize = 32;
 /// information only (no inlined frames).
 pub(crate) const FLAG_MISSING_DWO: u32 = 1;
 
+/// Splits a stored path into `abs_path` and `filename` (see the module docs). A path without
+/// the separator, which only a damaged cache holds, is named by its last component.
+fn split_path(stored: &str) -> (String, String) {
+    let (abs_path, filename) = match stored.split_once('\0') {
+        Some(parts) => parts,
+        None => (stored, base_name(stored).unwrap_or(stored)),
+    };
+    (abs_path.to_owned(), filename.to_owned())
+}
+
 /// A parsed cache, borrowing the bytes written by [`build_cache`](super::build_cache).
 ///
 /// Parsing only validates the header and the SymCache's table bounds and copies nothing, so it
@@ -279,16 +289,7 @@ impl<'a> NativeCache<'a> {
                 .filter(|f| f.len() >= FILE_LEN)
                 .and_then(|f| tables.string(read_u32(f, 8)))
                 .filter(|path| !path.is_empty());
-            let (abs_path, filename) = match path.map(|p| p.split_once('\0').unwrap_or((p, ""))) {
-                Some((abs_path, "")) => (
-                    Some(abs_path.to_owned()),
-                    Some(base_name(abs_path).unwrap_or(abs_path).to_owned()),
-                ),
-                Some((abs_path, filename)) => {
-                    (Some(abs_path.to_owned()), Some(filename.to_owned()))
-                }
-                None => (None, None),
-            };
+            let (abs_path, filename) = path.map(split_path).unzip();
 
             frames.push(NativeFrame {
                 function: display.to_owned(),
@@ -328,19 +329,7 @@ impl<'a> NativeCache<'a> {
             };
             let path = location.file().map(|file| file.full_path());
             let path = path.filter(|p| !p.is_empty());
-            let (abs_path, filename) = match path
-                .as_deref()
-                .map(|p| p.split_once('\0').unwrap_or((p, "")))
-            {
-                Some((abs_path, "")) => (
-                    Some(abs_path.to_owned()),
-                    Some(base_name(abs_path).unwrap_or(abs_path).to_owned()),
-                ),
-                Some((abs_path, filename)) => {
-                    (Some(abs_path.to_owned()), Some(filename.to_owned()))
-                }
-                None => (None, None),
-            };
+            let (abs_path, filename) = path.as_deref().map(split_path).unzip();
             let line = location.line();
             frames.push(NativeFrame {
                 function: display.to_owned(),

@@ -1,25 +1,30 @@
-//! Our own DWARF reader, used for files with split DWARF, which symbolic cannot read.
+//! Our DWARF reader: DWARF units → symbolic `Function` trees, including split DWARF.
 //!
-//! symbolic's DWARF session sees a skeleton unit (DWARF 5 `DW_UT_skeleton`, or the GNU DWARF 4
-//! extension with `DW_AT_GNU_dwo_id`) as a unit without functions, so a split-DWARF binary
-//! would resolve to bare symbol names. Here we walk every unit of the file with gimli; for a
-//! skeleton unit we find its split unit by DWO id in the supplied `.dwo` files or `.dwp`
-//! package and read the functions and inlined calls from there, with the line rows from the
-//! skeleton's line program in the main file (DWARF keeps them there). The result is the same
-//! `symbolic::debuginfo::Function` trees symbolic's own session produces, built with symbolic's
-//! `FunctionBuilder`, so they go through the same SymCache converter as every other format and
-//! naming, line attribution and inline nesting follow symbolic's rules:
+//! We walk every unit with gimli and build each function with symbolic's `FunctionBuilder`, so
+//! the result is what symbolic's own DWARF session produces and goes through the same SymCache
+//! converter; naming, line attribution and inline nesting follow symbolic's rules:
 //!
 //! - a top-level function is named from the symbol table at its start address if there is a
-//!   symbol there, else from `DW_AT_linkage_name`, else `DW_AT_name`, following
-//!   `DW_AT_abstract_origin`/`DW_AT_specification`;
+//!   symbol there (except for units the Dart VM wrote), else from `DW_AT_linkage_name`, else
+//!   `DW_AT_name`, following `DW_AT_abstract_origin`/`DW_AT_specification`;
 //! - an inlined call is named by the linkage name of its origin, else its plain name;
 //! - ranges starting at 0 (code removed by the linker) and empty or inverted ranges are
-//!   dropped, and a function range seen twice is only kept the first time.
+//!   dropped, a function range seen twice is kept only the first time, and units lld emptied
+//!   (`DW_AT_low_pc` 0, no ranges) are skipped.
 //!
-//! A skeleton unit whose `.dwo` is missing still has its line rows; they are returned as
-//! "orphan lines" and attached to the symbols that cover them, so such code resolves to symbol
-//! name, file and line, without inlined frames (what llvm-symbolizer shows in that case too).
+//! Two things symbolic's session does not do:
+//!
+//! - Split DWARF. symbolic sees a skeleton unit (DWARF 5 `DW_UT_skeleton`, or DWARF 4 with the
+//!   GNU `DW_AT_GNU_dwo_id`) as a unit without functions. We find its split unit by DWO id in
+//!   the supplied `.dwo` files or `.dwp` packages and read the functions and inlined calls from
+//!   there, with the line rows from the skeleton's line program in the main file (where DWARF
+//!   keeps them) and `DW_AT_call_file` resolved against the `.dwo`'s own file table. A skeleton
+//!   whose split unit is missing still has its line rows; they come back as "orphan lines" that
+//!   `build.rs` attaches to the symbols covering them (symbol, file and line, no inlined frames:
+//!   what llvm-symbolizer shows in that case too).
+//! - Inlined calls whose range list is empty but whose own inlined calls have code (see
+//!   [`Hollow`]): symbolic drops the whole subtree, we keep it the way addr2line and
+//!   llvm-symbolizer show it.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -444,7 +449,12 @@ impl<'s> CrossUnits<'_, 's> {
             return Some((unit.clone(), offset));
         }
         let unit = Rc::new(self.dwarf.unit(*header).ok()?);
-        self.units.borrow_mut().insert(key, unit.clone());
+        let mut units = self.units.borrow_mut();
+        // References mostly point into a few units; keep memory bounded on huge LTO builds.
+        if units.len() >= 256 {
+            units.clear();
+        }
+        units.insert(key, unit.clone());
         Some((unit, offset))
     }
 }
@@ -816,7 +826,7 @@ fn add_inlinee<'s>(
 }
 
 /// Sorts and merges overlapping or touching ranges.
-fn merge(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+pub(crate) fn merge_ranges(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     ranges.sort_unstable();
     let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
     for (begin, end) in ranges {
@@ -978,7 +988,7 @@ impl<'s> UnitContext<'_, 's> {
         let builders = match scope {
             Scope::Function(builders) => builders,
             Scope::Hollow(hollow) => {
-                let ranges = merge(hollow.ranges);
+                let ranges = merge_ranges(hollow.ranges);
                 if let Some((function, _)) = enclosing_function(stack) {
                     add_inlinee(
                         stack,

@@ -67,7 +67,7 @@ use std::str::FromStr;
 use symbolic::common::{Arch, CpuFamily, Name};
 use symbolic::demangle::{Demangle, DemangleOptions};
 
-pub use build::build_cache;
+pub use build::{build_cache, inspect, ObjectInfo};
 pub use cache::NativeCache;
 
 /// Version of the cache format written by [`build_cache`]. A cache with another version is
@@ -90,10 +90,6 @@ pub enum NativeError {
     /// `object_index` is past the number of objects in the file (fat Mach-O).
     #[error("object index {index} out of range: the file contains {count} object(s)")]
     ObjectIndex { index: usize, count: usize },
-    /// The debug information exceeds what the cache format can represent (addresses or sizes
-    /// beyond 4 GiB).
-    #[error("debug file too large for the cache format: {0}")]
-    TooLarge(String),
     /// Bytes handed to [`NativeCache::parse`] are not a cache of this [`FORMAT_VERSION`], or are
     /// damaged.
     #[error("invalid native cache: {0}")]

@@ -1058,6 +1058,42 @@ fn caches_of_another_version_or_misaligned_are_rejected() {
 }
 
 #[test]
+fn inspect_reports_ids_and_features() {
+    let objects = inspect(&read("out/c_dwarf5")).expect("inspect");
+    assert_eq!(objects.len(), 1);
+    let elf = &objects[0];
+    assert_eq!(elf.debug_id, "339d67d0-6e29-287b-2408-1344f4ea7744");
+    assert_eq!(
+        elf.code_id.as_deref(),
+        Some("d0679d33296e7b2824081344f4ea774400bc85b9")
+    );
+    assert_eq!(
+        (elf.file_format.as_str(), elf.arch.as_str()),
+        ("elf", "x86_64")
+    );
+    assert!(elf.has_debug_info && elf.has_symbols && elf.has_unwind_info);
+
+    let stripped = &inspect(&read("out/c_stripped_all")).expect("inspect")[0];
+    assert_eq!(stripped.debug_id, elf.debug_id);
+    assert!(!stripped.has_debug_info);
+
+    let pdb = &inspect(&read("out/c_pe.pdb")).expect("inspect")[0];
+    let pe = &inspect(&read("out/c_pe.exe")).expect("inspect")[0];
+    assert_eq!(pdb.debug_id, pe.debug_id);
+    assert_eq!(pdb.file_format, "pdb");
+
+    assert!(matches!(inspect(b"nope"), Err(NativeError::Unsupported(_))));
+}
+
+#[test]
+fn caches_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<NativeCache<'static>>();
+    assert_send_sync::<NativeFrame>();
+    assert_send_sync::<NativeError>();
+}
+
+#[test]
 fn caller_address_follows_the_architecture() {
     // x86: one byte back, no alignment.
     assert_eq!(caller_address(0x1005, "x86_64"), 0x1004);

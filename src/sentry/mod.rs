@@ -465,6 +465,7 @@ struct BundleAssembleRequest {
     dist: Option<String>,
 }
 
+#[allow(clippy::result_large_err)] // the error is the response to send
 fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
     serde_json::from_slice(body)
         .map_err(|e| sentry_error(StatusCode::BAD_REQUEST, format!("invalid request: {e}")))

@@ -353,7 +353,7 @@ async fn garbage_addresses_and_huge_requests_are_4xx() {
         .as_str()
         .unwrap()
         .contains("0xZZZ"));
-    let frames: Vec<Value> = (0..101).map(|i| frame(i)).collect();
+    let frames: Vec<Value> = (0..101).map(frame).collect();
     let r = app
         .post_json(
             "/api/v1/projects/app/symbolicate/native",

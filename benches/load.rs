@@ -1,0 +1,265 @@
+//! End-to-end load benchmark over HTTP: starts `tracemap serve` (the real binary) on loopback,
+//! uploads real fixtures, warms the caches, then drives it with 8 concurrent keep-alive
+//! clients sending 20-frame events. Reports frames per second for JS (small and large
+//! bundles: the cost must be flat in bundle size) and native, each as a ratio against
+//! `/healthz` measured in the same run.
+//!
+//! `cargo bench --bench load` (release build). `LOAD_SECONDS=N` sets each phase's length.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const CONCURRENCY: usize = 8;
+const FRAMES_PER_EVENT: usize = 20;
+
+fn fixture(rel: &str) -> Vec<u8> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn json_fixture(rel: &str) -> Value {
+    serde_json::from_slice(&fixture(rel)).expect("json")
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start() -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_tracemap"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("TRACEMAP_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn tracemap");
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse()
+                    .unwrap_or(0)
+            })
+        })
+        .unwrap_or(0)
+}
+
+async fn upload_js(client: &reqwest::Client, base: &str, name: &str) -> String {
+    let o = json_fixture(&format!("js/oracle/{name}.json"));
+    let url = o["url"].as_str().unwrap().to_owned();
+    let js = fixture(&format!("js/{}", o["minified"].as_str().unwrap()));
+    let map = fixture(&format!("js/{}", o["map"].as_str().unwrap()));
+    let form = reqwest::multipart::Form::new()
+        .text("url", url.clone())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(js).file_name("app.min.js"),
+        )
+        .text("url", format!("{url}.map"))
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(map).file_name("app.min.js.map"),
+        );
+    let r = client
+        .post(format!("{base}/api/v1/projects/bench/releases/1.0/files"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    url
+}
+
+/// 20-frame JS events over the oracle's sampled (valid) positions of a bundle.
+fn js_events(name: &str, url: &str) -> Vec<Vec<u8>> {
+    let o = json_fixture(&format!("js/oracle/{name}.json"));
+    let samples = o["sampled"].as_array().unwrap();
+    let abs = format!("https://cdn.example.com/{}", url.trim_start_matches("~/"));
+    (0..64)
+        .map(|e| {
+            let frames: Vec<Value> = (0..FRAMES_PER_EVENT)
+                .map(|i| {
+                    let s = &samples[(e * 7 + i * 13) % samples.len()];
+                    json!({"abs_path": abs, "lineno": s["line"], "colno": s["column"]})
+                })
+                .collect();
+            serde_json::to_vec(&json!({"release": "1.0", "stacktraces": [{"frames": frames}]}))
+                .unwrap()
+        })
+        .collect()
+}
+
+async fn upload_native(client: &reqwest::Client, base: &str, name: &str) {
+    let r = client
+        .post(format!(
+            "{base}/api/v1/projects/bench/debug-files?name={name}"
+        ))
+        .body(fixture(&format!("native/out/{name}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+}
+
+fn native_events(name: &str) -> Vec<Vec<u8>> {
+    let o = json_fixture(&format!("native/oracle/{name}.json"));
+    let samples: Vec<&Value> = o["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] != "outside")
+        .collect();
+    let base: u64 = 0x5555_0000_0000;
+    (0..64)
+        .map(|e| {
+            let frames: Vec<Value> = (0..FRAMES_PER_EVENT)
+                .map(|i| {
+                    let s = samples[(e * 7 + i * 13) % samples.len()];
+                    let addr = u64::from_str_radix(s["addr"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+                    json!({"instruction_addr": format!("{:#x}", base + addr)})
+                })
+                .collect();
+            serde_json::to_vec(&json!({
+                "modules": [{"type": "elf", "debug_id": o["debug_id"], "code_id": o["code_id"], "image_addr": format!("{base:#x}"), "image_size": 0x1000_0000u64}],
+                "stacktraces": [{"frames": frames}],
+            }))
+            .unwrap()
+        })
+        .collect()
+}
+
+/// Drives `url` with CONCURRENCY clients for `secs`; returns requests per second. Every
+/// answer is checked for success, and JS/native answers for resolved frames.
+async fn drive(
+    client: &reqwest::Client,
+    url: &str,
+    bodies: Arc<Vec<Vec<u8>>>,
+    secs: f64,
+    check: &'static str,
+) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..CONCURRENCY {
+        let client = client.clone();
+        let url = url.to_owned();
+        let bodies = bodies.clone();
+        let done = done.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut i = w;
+            while Instant::now() < deadline {
+                let r = if bodies.is_empty() {
+                    client.get(&url).send().await
+                } else {
+                    client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(bodies[i % bodies.len()].clone())
+                        .send()
+                        .await
+                };
+                let r = r.expect("request");
+                assert!(r.status().is_success(), "{}", r.status());
+                let body = r.bytes().await.expect("body");
+                if i % 64 == 0 && !check.is_empty() {
+                    let text = String::from_utf8_lossy(&body);
+                    assert!(
+                        text.contains(check),
+                        "unexpected answer: {}",
+                        &text[..text.len().min(400)]
+                    );
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+                i += CONCURRENCY;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; ignore arguments.
+    let secs: f64 = std::env::var("LOAD_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10.0);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let server = start();
+        let client = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY).build().unwrap();
+        let small_url = upload_js(&client, &server.base, "esbuild").await;
+        let large_url = upload_js(&client, &server.base, "large").await;
+        upload_native(&client, &server.base, "cpp_dwarf5").await;
+        let js_small = Arc::new(js_events("esbuild", &small_url));
+        let js_large = Arc::new(js_events("large", &large_url));
+        let native = Arc::new(native_events("cpp_dwarf5"));
+        let js_endpoint = format!("{}/api/v1/projects/bench/symbolicate/js", server.base);
+        let native_endpoint = format!("{}/api/v1/projects/bench/symbolicate/native", server.base);
+        // Warm-up: builds the caches (first misses) and the connections.
+        drive(&client, &js_endpoint, js_large.clone(), 2.0, "\"symbolicated\":true").await;
+        drive(&client, &js_endpoint, js_small.clone(), 1.0, "\"symbolicated\":true").await;
+        drive(&client, &native_endpoint, native.clone(), 1.0, "\"status\":\"symbolicated\"").await;
+
+        let health = drive(&client, &format!("{}/healthz", server.base), Arc::new(Vec::new()), secs, "").await;
+        let large = drive(&client, &js_endpoint, js_large, secs, "\"symbolicated\":true").await;
+        let small = drive(&client, &js_endpoint, js_small, secs, "\"symbolicated\":true").await;
+        let nat = drive(&client, &native_endpoint, native, secs, "\"status\":\"symbolicated\"").await;
+        let rss = rss_kib(server.child.id());
+        println!("load benchmark: {CONCURRENCY} concurrent clients, {FRAMES_PER_EVENT}-frame events, {secs}s per phase, client and server on this machine ({} CPUs)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+        println!("{:<34} {:>12} {:>14} {:>12}", "phase", "requests/s", "frames/s", "vs /healthz");
+        println!("{:<34} {:>12.0} {:>14} {:>12}", "GET /healthz (baseline)", health, "-", "1.00");
+        for (name, rps) in [("JS, 1.2 MB bundle + 4.5 MB map", large), ("JS, 4 KB bundle", small), ("native, cpp_dwarf5 (inlined)", nat)] {
+            println!("{name:<34} {rps:>12.0} {:>14.0} {:>12.2}", rps * FRAMES_PER_EVENT as f64, rps / health);
+        }
+        println!("JS large/small request cost ratio: {:.2} (1.00 = flat in bundle size)", small / large);
+        println!("server RSS after the run: {} MiB", rss / 1024);
+    });
+}

@@ -1,0 +1,268 @@
+//! The `tracemap` CLI (the real binary) against a real server on a loopback socket.
+
+use std::path::Path;
+
+use serde_json::json;
+use tracemap::config::{Config, Scope, Secret, TokenConfig};
+
+use crate::common::*;
+
+const TOKEN: &str = "cli-test-token-0123456789";
+
+struct Server {
+    base: String,
+    state: tracemap::http::AppState,
+    _dir: tempfile::TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        data_dir: dir.path().to_owned(),
+        ..Config::default()
+    };
+    config.auth.tokens = vec![TokenConfig {
+        name: "ci".into(),
+        token: Secret(TOKEN.into()),
+        scopes: vec![Scope::Upload, Scope::Symbolicate],
+        projects: Some(vec!["web".into(), "app".into()]),
+    }];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = tracemap::http::AppState::new(config).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(tracemap::server::run(listener, state.clone(), async move {
+        let _ = rx.await;
+    }));
+    Server {
+        base,
+        state,
+        _dir: dir,
+        _shutdown: tx,
+    }
+}
+
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+async fn tracemap(server: &Server, args: &[&str], cwd: &Path) -> Out {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracemap"))
+        .args(args)
+        .current_dir(cwd)
+        .env("TRACEMAP_URL", &server.base)
+        .env("TRACEMAP_TOKEN", TOKEN)
+        .env("TRACEMAP_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    Out {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+#[track_caller]
+fn ok(o: Out) -> Out {
+    assert!(
+        o.ok,
+        "tracemap failed\nstdout:\n{}\nstderr:\n{}",
+        o.stdout, o.stderr
+    );
+    o
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inject_upload_skip_and_symbolicate_with_the_cli() {
+    let server = server().await;
+    let app = TestApp {
+        state: server.state.clone(),
+        dir: tempfile::tempdir().unwrap(),
+        token: Some(TOKEN.into()),
+    };
+    let build = tempfile::tempdir().unwrap();
+    let dist = build.path().join("dist/static");
+    std::fs::create_dir_all(&dist).unwrap();
+    for f in ["app.min.js", "app.min.js.map"] {
+        std::fs::write(dist.join(f), fixture(&format!("js/out/esbuild/{f}"))).unwrap();
+    }
+    std::fs::write(dist.join("stray.js.map"), tiny_map(None)).unwrap();
+
+    let o = ok(tracemap(&server, &["sourcemaps", "inject", "dist"], build.path()).await);
+    assert!(o.stdout.contains("1 file(s) injected"), "{}", o.stdout);
+    let o = ok(tracemap(&server, &["sourcemaps", "inject", "dist"], build.path()).await);
+    assert!(
+        o.stdout
+            .contains("0 file(s) injected, 1 already had a debug ID"),
+        "{}",
+        o.stdout
+    );
+    let js = std::fs::read_to_string(dist.join("app.min.js")).unwrap();
+    let id = js
+        .lines()
+        .last()
+        .unwrap()
+        .strip_prefix("//# debugId=")
+        .unwrap()
+        .to_owned();
+
+    let o = ok(tracemap(
+        &server,
+        &[
+            "upload",
+            "sourcemaps",
+            "-p",
+            "web",
+            "-r",
+            "1.0",
+            "--url-prefix",
+            "~",
+            "dist",
+        ],
+        build.path(),
+    )
+    .await);
+    assert!(
+        o.stdout
+            .contains("3 file(s) uploaded, 0 already on the server; 1 minified file(s) paired"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stderr
+            .contains("stray.js.map: no .js file in the directory references this map"),
+        "{}",
+        o.stderr
+    );
+    let o = ok(tracemap(
+        &server,
+        &["upload", "sourcemaps", "-p", "web", "-r", "1.0", "dist"],
+        build.path(),
+    )
+    .await);
+    assert!(
+        o.stdout
+            .contains("0 file(s) uploaded, 3 already on the server"),
+        "{}",
+        o.stdout
+    );
+
+    // Positions move by the injected line: take a real thrown frame one line down.
+    let frame = &crate::js::oracle("esbuild")["thrown"][0]["frames"][0];
+    let event = json!({"release": "1.0", "stacktraces": [{"frames": [
+        {"abs_path": "https://cdn.example.com/static/app.min.js", "lineno": frame["minified"]["line"].as_u64().unwrap() + 1, "colno": frame["minified"]["column"]}
+    ]}]});
+    std::fs::write(
+        build.path().join("event.json"),
+        serde_json::to_vec(&event).unwrap(),
+    )
+    .unwrap();
+    let o = ok(tracemap(
+        &server,
+        &["symbolicate", "-p", "web", "event.json"],
+        build.path(),
+    )
+    .await);
+    let want = format!(
+        "pricing.js:{}:{}",
+        frame["original"]["line"], frame["original"]["column"]
+    );
+    assert!(o.stdout.contains(&want), "{want} not in {}", o.stdout);
+    // The debug ID found its way into the index.
+    let files = app
+        .get("/api/v1/projects/web/releases/1.0/files")
+        .await
+        .ok()
+        .json();
+    assert!(
+        files["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["debug_id"] == id.as_str()),
+        "{files}"
+    );
+
+    // Upload to a project the token may not use: exit code and message.
+    let o = tracemap(
+        &server,
+        &["upload", "sourcemaps", "-p", "other", "-r", "1.0", "dist"],
+        build.path(),
+    )
+    .await;
+    assert!(!o.ok);
+    assert!(o.stderr.contains("may not use project"), "{}", o.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_files_check_and_upload_with_the_cli() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("syms/nested")).unwrap();
+    std::fs::write(
+        dir.path().join("syms/c_dwarf5"),
+        fixture("native/out/c_dwarf5"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("syms/nested/c_pe.pdb"),
+        fixture("native/out/c_pe.pdb"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("syms/README.txt"), b"not a debug file").unwrap();
+    let o: serde_json::Value =
+        serde_json::from_slice(&fixture("native/oracle/c_dwarf5.json")).unwrap();
+
+    let c = ok(tracemap(
+        &server,
+        &["debug-files", "check", "syms/c_dwarf5"],
+        dir.path(),
+    )
+    .await);
+    assert!(
+        c.stdout.contains(o["debug_id"].as_str().unwrap()),
+        "{}",
+        c.stdout
+    );
+    assert!(
+        c.stdout.contains(o["code_id"].as_str().unwrap()),
+        "{}",
+        c.stdout
+    );
+    assert!(c.stdout.contains("symtab, debug, unwind"), "{}", c.stdout);
+    let bad = tracemap(
+        &server,
+        &["debug-files", "check", "syms/README.txt"],
+        dir.path(),
+    )
+    .await;
+    assert!(
+        !bad.ok && bad.stderr.contains("not a known debug file format"),
+        "{}",
+        bad.stderr
+    );
+
+    let u = ok(tracemap(
+        &server,
+        &["upload", "debug-files", "-p", "app", "syms"],
+        dir.path(),
+    )
+    .await);
+    assert!(
+        u.stdout
+            .contains("2 file(s): 2 uploaded, 0 already on the server, 0 failed"),
+        "{}",
+        u.stdout
+    );
+    let u = ok(tracemap(
+        &server,
+        &["upload", "debug-files", "-p", "app", "syms"],
+        dir.path(),
+    )
+    .await);
+    assert!(u.stdout.contains("2 already on the server"), "{}", u.stdout);
+}
