@@ -31,6 +31,18 @@ pub fn is_debug_file(bytes: &[u8]) -> bool {
 /// Describes every object in a debug file. Errors when the format is unknown, the file is
 /// malformed, or an object has no usable ID.
 pub fn describe(name: &str, bytes: &[u8]) -> Result<Vec<ObjectFacts>, IngestError> {
+    // Parsers of hostile files panic now and then (the `pdb` crate, found by fuzzing):
+    // such a file is malformed, not a reason to take a worker down.
+    std::panic::catch_unwind(|| describe_unguarded(name, bytes)).unwrap_or_else(|_| {
+        Err(IngestError::MalformedDebugFile {
+            name: name.to_owned(),
+            format: "debug file",
+            message: "the parser gave up on this file".into(),
+        })
+    })
+}
+
+fn describe_unguarded(name: &str, bytes: &[u8]) -> Result<Vec<ObjectFacts>, IngestError> {
     let format = Archive::peek(bytes);
     if format == FileFormat::Unknown {
         return Err(IngestError::UnknownDebugFormat {

@@ -84,13 +84,15 @@ pub(crate) fn original_scopes(sm: &SourceMap) -> Result<OriginalScopes, ()> {
     let mut work = Vec::new();
     for (id, mut list) in positions.into_iter().enumerate() {
         let content = sm.get_source_contents(id as u32);
-        match content {
-            Some(text) if !list.is_empty() => {
-                list.sort_unstable();
-                list.dedup();
-                work.push((id, text, list));
-            }
-            _ => {}
+        let Some(text) = content else { continue };
+        // Positions past the file's end (a corrupt map) would make the identity map, which
+        // spells out every line, as large as the line number.
+        let lines = text.bytes().filter(|&b| b == b'\n').count() as u64 + 1;
+        list.retain(|&(line, _)| u64::from(line) < lines);
+        if !list.is_empty() {
+            list.sort_unstable();
+            list.dedup();
+            work.push((id, text, list));
         }
     }
     let stack = work

@@ -71,11 +71,7 @@ fn lookup_finds_the_nearest_token_on_the_same_line_only() {
 
     let l = c.lookup(0, 12).unwrap();
     assert_eq!(l.token_name, Some("foo"));
-    assert_eq!(
-        l.function,
-        Some("foo"),
-        "no minified source: the token name"
-    );
+    assert_eq!(l.function, None, "no scope information: no function name");
     assert_eq!(l.scope, JsScope::Unknown);
     assert!(l.has_source);
     assert!(!c.lookup(0, 20).unwrap().has_source);
@@ -191,10 +187,61 @@ fn scope_names_come_from_the_minified_source() {
     assert_eq!(throw.scope, JsScope::Anonymous);
     assert_eq!(throw.function, None, "anonymous: not the token name");
 
-    // The same map without the minified source: token names only.
+    // The same map without the minified source: no scopes, token names only.
     let bytes = build(None, &m);
     let c = JsCache::parse(&bytes).unwrap();
-    assert_eq!(c.lookup(0, 13).unwrap().function, Some("check"));
+    let call = c.lookup(0, 13).unwrap();
+    assert_eq!(
+        (call.scope, call.function, call.token_name),
+        (JsScope::Unknown, None, Some("check"))
+    );
+}
+
+#[test]
+fn scope_names_prefer_the_original_source() {
+    // The minifier dropped the name of the returned function expression.
+    let original =
+        "function outer() {\n  return function redeem(x) {\n    throw new Error(x);\n  };\n}\n";
+    let minified = "function o(){return function(r){throw new Error(r)}}";
+    let m = map(
+        &[("coupon.js", Some(original))],
+        &[
+            T(0, 0, Some(0), 0, 0, None),
+            T(0, 9, Some(0), 0, 9, Some("outer")),
+            T(0, 20, Some(0), 1, 9, None),
+            T(0, 32, Some(0), 2, 4, None),
+        ],
+    );
+    let bytes = build(Some(minified), &m);
+    let c = JsCache::parse(&bytes).unwrap();
+    let origins = c.scope_origins();
+    assert!(origins.original_sources && !origins.minified_source);
+    let throw = c.lookup(0, 32).unwrap();
+    assert_eq!((throw.line, throw.column), (3, 5));
+    assert_eq!(throw.function, Some("redeem"));
+    // Without the minified source the original source alone names it.
+    let bytes = build(None, &m);
+    let c = JsCache::parse(&bytes).unwrap();
+    assert_eq!(c.lookup(0, 32).unwrap().function, Some("redeem"));
+}
+
+#[test]
+fn sources_the_parser_rejects_fall_back_to_minified_scopes() {
+    let typescript = "function pay(amount: number): never {\n  throw new Error(`${amount}`);\n}\n";
+    let minified = "function a(b){throw new Error(`${b}`)}";
+    let m = map(
+        &[("pay.ts", Some(typescript))],
+        &[
+            T(0, 0, Some(0), 0, 0, None),
+            T(0, 9, Some(0), 0, 9, Some("pay")),
+            T(0, 14, Some(0), 1, 2, None),
+        ],
+    );
+    let bytes = build(Some(minified), &m);
+    let c = JsCache::parse(&bytes).unwrap();
+    let origins = c.scope_origins();
+    assert!(!origins.original_sources && origins.minified_source);
+    assert_eq!(c.lookup(0, 14).unwrap().function, Some("pay"));
 }
 
 #[test]
@@ -203,7 +250,8 @@ fn unparsable_minified_source_still_builds() {
     let bytes = build(Some("function ((( {"), &m);
     let c = JsCache::parse(&bytes).unwrap();
     assert_eq!(at(&c, 0, 3), loc("a.js", 1, 1));
-    assert_eq!(c.lookup(0, 0).unwrap().function, Some("x"));
+    let l = c.lookup(0, 0).unwrap();
+    assert_eq!((l.scope, l.token_name), (JsScope::Unknown, Some("x")));
 }
 
 #[test]

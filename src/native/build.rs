@@ -18,7 +18,9 @@ use std::collections::HashMap;
 
 use object::{Object as _, ObjectSection as _};
 use symbolic::common::{clean_path, join_path, Language, Name, NameMangling};
-use symbolic::debuginfo::{Archive, FileFormat, Function, Object, ObjectDebugSession, Symbol};
+use symbolic::debuginfo::{
+    Archive, FileFormat, Function, Object, ObjectDebugSession, ParseObjectOptions, Symbol,
+};
 use symbolic::demangle::Demangle;
 use symbolic::symcache::transform::{self, Transformer};
 use symbolic::symcache::SymCacheConverter;
@@ -65,8 +67,8 @@ pub(crate) fn build_unguarded(
     input: &BuildInput,
     reader: DwarfReader,
 ) -> Result<Vec<u8>, NativeError> {
-    let archive =
-        Archive::parse(input.debug_file).map_err(|e| classify_parse_error(&e, input.debug_file))?;
+    let archive = Archive::parse_with_opts(input.debug_file, parse_options())
+        .map_err(|e| classify_parse_error(&e, input.debug_file))?;
     let count = archive.object_count();
     let object = archive
         .object_by_index(input.object_index)
@@ -181,6 +183,14 @@ pub fn inspect(data: &[u8]) -> Result<Vec<ObjectInfo>, NativeError> {
         Ok(objects)
     });
     std::panic::catch_unwind(inspect).unwrap_or_else(|payload| Err(panicked(payload)))
+}
+
+/// symbolic's options: Breakpad inline records nested deeper than our DWARF limit are dropped
+/// (the SymCache converter recurses once per level).
+fn parse_options() -> ParseObjectOptions {
+    let mut options = ParseObjectOptions::default();
+    options.max_inline_depth = Some(dwarf::MAX_INLINE_DEPTH);
+    options
 }
 
 fn panicked(payload: Box<dyn std::any::Any + Send>) -> NativeError {

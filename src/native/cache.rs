@@ -18,12 +18,12 @@
 //!   nothing and no language is detected from the mangling; `language` is symbolic's name
 //!   (`cpp`, `rust`, …) and only used when the SymCache's own language field is unknown
 //!   (symbol-table entries);
-//! - file: `abs_path \0 filename`, or just `abs_path` when `filename` is its base name; the
-//!   directory and compilation directory fields are empty.
+//! - file: `abs_path \0 filename`; the directory and compilation directory fields are empty.
 //!
-//! No DWARF, PDB or Breakpad string can contain NUL, so the separator is unambiguous. The
-//! buffer must be 8-byte aligned (a `Vec<u8>`, an `Arc<[u8]>` and an mmap all are): the
-//! SymCache is read in place.
+//! No DWARF, PDB or Breakpad string can contain NUL, so the separator is unambiguous.
+//!
+//! The buffer must be 8-byte aligned, since the SymCache is read in place: an `Arc<[u8]>` and an
+//! mmap always are, a `Vec<u8>` from the system allocator is in practice. `parse` checks.
 
 use std::str::FromStr;
 
@@ -254,8 +254,8 @@ impl<'a> NativeCache<'a> {
             if frames.len() >= MAX_CHAIN {
                 break;
             }
-            let at = index * LOCATION_LEN;
-            let Some(location) = tables.locations.get(at..at + LOCATION_LEN) else {
+            let at = index.saturating_mul(LOCATION_LEN);
+            let Some(location) = tables.locations.get(at..at.saturating_add(LOCATION_LEN)) else {
                 break;
             };
             let (file_index, line) = (read_u32(location, 0), read_u32(location, 4));
@@ -264,7 +264,7 @@ impl<'a> NativeCache<'a> {
 
             let function = tables
                 .functions
-                .get(function_index as usize * FUNCTION_LEN..)
+                .get((function_index as usize).saturating_mul(FUNCTION_LEN)..)
                 .filter(|f| f.len() >= FUNCTION_LEN);
             let name = function
                 .and_then(|f| tables.string(read_u32(f, 0)))
@@ -285,7 +285,7 @@ impl<'a> NativeCache<'a> {
 
             let path = tables
                 .files
-                .get(file_index as usize * FILE_LEN..)
+                .get((file_index as usize).saturating_mul(FILE_LEN)..)
                 .filter(|f| f.len() >= FILE_LEN)
                 .and_then(|f| tables.string(read_u32(f, 8)))
                 .filter(|path| !path.is_empty());

@@ -52,6 +52,11 @@ type Unit<'s> = gimli::Unit<Slice<'s>>;
 /// same limit as elfutils and symbolic).
 const MAX_REFERENCE_DEPTH: u8 = 16;
 
+/// Inlined calls nested deeper than this are dropped. Real code stays far below (rust_app's
+/// deepest chain is 13); the SymCache converter recurses once per level, so a forged file with
+/// a very deep chain would otherwise overflow the stack.
+pub(crate) const MAX_INLINE_DEPTH: u32 = 256;
+
 /// A line row of a skeleton unit whose split unit is missing.
 #[derive(Debug, Clone)]
 pub(crate) struct OrphanLine {
@@ -920,7 +925,8 @@ impl<'s> UnitContext<'_, 's> {
                                 self.comp_dir,
                                 begin,
                                 end - begin,
-                            ),
+                            )
+                            .max_inline_depth(Some(MAX_INLINE_DEPTH)),
                         })
                         .collect();
                     builders.sort_by_key(|range| range.begin);

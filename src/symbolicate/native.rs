@@ -34,13 +34,24 @@ struct ModuleFailure {
     diagnostic: String,
 }
 
-pub(crate) fn cache_key(file: &DebugFileEntry, dwo: &[Sha256]) -> String {
+pub(crate) fn cache_key(
+    file: &DebugFileEntry,
+    executable: Option<&DebugFileEntry>,
+    dwo: &[Sha256],
+) -> String {
     let mut key = format!(
         "native/v{}/{}-{}",
         crate::native::FORMAT_VERSION,
         file.sha256,
         file.object_index
     );
+    if let Some(exe) = executable {
+        key.push_str(&format!(
+            "-x{}-{}",
+            &exe.sha256.as_str()[..16],
+            exe.object_index
+        ));
+    }
     for d in dwo {
         key.push('-');
         key.push_str(&d.as_str()[..16]);
@@ -48,8 +59,15 @@ pub(crate) fn cache_key(file: &DebugFileEntry, dwo: &[Sha256]) -> String {
     key
 }
 
-/// Gets (or builds) the SymCache of a debug file, with the split DWARF units it needs.
-async fn file_cache(state: &AppState, project: &ProjectId, file: &DebugFileEntry) -> Built {
+/// Gets (or builds) the SymCache of a debug file, with the split DWARF units it needs and,
+/// for a companion file (`.debug`, PDB, Breakpad), the executable whose section table
+/// bounds symbols that have no size.
+async fn file_cache(
+    state: &AppState,
+    project: &ProjectId,
+    file: &DebugFileEntry,
+    executable: Option<&DebugFileEntry>,
+) -> Built {
     let mut dwo = Vec::new();
     if file.format != DebugFileFormat::SplitDwarf {
         for id in &file.dwo_ids {
@@ -70,10 +88,11 @@ async fn file_cache(state: &AppState, project: &ProjectId, file: &DebugFileEntry
             }
         }
     }
-    let key = cache_key(file, &dwo);
+    let key = cache_key(file, executable, &dwo);
     let store = state.store.clone();
     let tmp = state.config.tmp_dir();
     let file = file.clone();
+    let executable = executable.cloned();
     state
         .caches
         .get_or_build(key, || async move {
@@ -95,6 +114,10 @@ async fn file_cache(state: &AppState, project: &ProjectId, file: &DebugFileEntry
                 }
             };
             let main = fetch(file.sha256.clone()).await?;
+            let exe = match &executable {
+                Some(e) => Some((fetch(e.sha256.clone()).await?, e.object_index)),
+                None => None,
+            };
             let mut dwo_paths = Vec::new();
             for d in dwo {
                 dwo_paths.push(fetch(d).await?);
@@ -102,6 +125,12 @@ async fn file_cache(state: &AppState, project: &ProjectId, file: &DebugFileEntry
             let object_index = file.object_index;
             tokio::task::spawn_blocking(move || {
                 let main_map = crate::ingest::Mapped::open(&main).map_err(|e| e.to_string())?;
+                let exe_map = match &exe {
+                    Some((path, _)) => {
+                        Some(crate::ingest::Mapped::open(path).map_err(|e| e.to_string())?)
+                    }
+                    None => None,
+                };
                 let dwo_maps = dwo_paths
                     .iter()
                     .map(|p| crate::ingest::Mapped::open(p).map_err(|e| e.to_string()))
@@ -109,7 +138,7 @@ async fn file_cache(state: &AppState, project: &ProjectId, file: &DebugFileEntry
                 let input = crate::native::BuildInput {
                     debug_file: &main_map,
                     object_index,
-                    executable: None,
+                    executable: exe_map.as_deref(),
                     dwo_files: dwo_maps.iter().map(|m| &m[..]).collect(),
                 };
                 crate::native::build_cache(&input).map_err(|e| e.to_string())
@@ -230,13 +259,33 @@ async fn resolve_module_uncached(
     // Best first; ties: newest first (candidates are newest first already; sort is stable).
     candidates.sort_by_key(|c| std::cmp::Reverse(rank(c)));
     let ids = describe_ids(m);
+    let all = candidates.clone();
     let Some(best) = candidates.into_iter().find(|c| rank(c) > 0) else {
         return Err(ModuleFailure {
             status: "missing",
             diagnostic: format!("no debug file with {ids} was uploaded to project {project}"),
         });
     };
-    match file_cache(state, project, &best).await {
+    // A companion file gets the executable it belongs to, when uploaded.
+    let executable = if best.object_kind == "dbg"
+        || matches!(
+            best.format,
+            DebugFileFormat::Breakpad | DebugFileFormat::Pdb
+        ) {
+        all.iter()
+            .find(|c| {
+                c.sha256 != best.sha256
+                    && matches!(
+                        c.format,
+                        DebugFileFormat::Elf | DebugFileFormat::MachO | DebugFileFormat::Pe
+                    )
+                    && c.object_kind != "dbg"
+            })
+            .cloned()
+    } else {
+        None
+    };
+    match file_cache(state, project, &best, executable.as_ref()).await {
         Ok(cache) => Ok(ResolvedModule {
             cache,
             file: best,
@@ -616,11 +665,34 @@ async fn source_context(
     }
 }
 
-/// After an upload: build the SymCache of each debug file with debug info or symbols.
+/// After an upload: resolve each uploaded debug ID as a request would, which builds the
+/// SymCache the next request needs (with the same key: companions, split units and all).
 pub async fn prewarm(state: &AppState, manifest: &UploadManifest) {
+    let mut seen = std::collections::HashSet::new();
     for d in &manifest.debug_files {
-        if rank(d) > 0 {
-            let _ = file_cache(state, &manifest.project, d).await;
+        let Some(debug_id) = d.debug_id else { continue };
+        if rank(d) == 0 || !seen.insert(debug_id) {
+            continue;
         }
+        let module = Module {
+            index: 0,
+            wire: NativeModule {
+                kind: "unknown".into(),
+                code_id: None,
+                debug_id: None,
+                code_file: None,
+                debug_file: None,
+                image_addr: Addr(0),
+                image_size: None,
+                image_vmaddr: None,
+                arch: None,
+            },
+            start: 0,
+            end: u64::MAX,
+            debug_id: Some(debug_id),
+            code_id: d.code_id.clone(),
+            arch: d.arch.clone(),
+        };
+        let _ = resolve_module(state, &manifest.project, &module).await;
     }
 }

@@ -223,8 +223,11 @@ async fn macho_pe_and_breakpad() {
     upload(&app, "c_pe.exe").await;
     upload(&app, "c_pe.pdb").await;
     assert_rate(&app, "c_pe", "pe").await;
+    // Breakpad: the .sym bounds its last PUBLIC symbol only with the executable's section
+    // table, so upload the (stripped) executable as well, as a crash reporter pipeline does.
     let app = TestApp::new();
     upload(&app, "c_dwarf5.sym").await;
+    upload(&app, "c_stripped_all").await;
     assert_rate(&app, "c_breakpad", "elf").await;
 }
 
