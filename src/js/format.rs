@@ -341,38 +341,39 @@ impl<'a> JsCache<'a> {
         if start >= end {
             return None;
         }
-        // The first token in [start, end) whose column is greater than `column`.
-        let (mut lo, mut hi) = (start, end);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.columns.get(mid as usize)? <= column {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        if lo == start {
+        // The last token in [start, end) whose column is at most `column`.
+        let columns = self
+            .columns
+            .0
+            .get(start as usize * 4..end as usize * 4)?
+            .as_chunks::<4>()
+            .0;
+        let after = columns.partition_point(|c| u32::from_le_bytes(*c) <= column);
+        let token = (start as usize + after).checked_sub(1)?;
+        if after == 0 {
             return None;
         }
-        let token = (lo - 1) as usize;
         self.resolve_token(token, column)
     }
 
     fn resolve_token(&self, token: usize, column: u32) -> Option<JsLocation<'a>> {
-        let base = token.checked_mul(RECORD_WORDS)?;
-        let source_word = self.records.get(base)?;
+        let start = token.checked_mul(RECORD_WORDS * 4)?;
+        let record = self.records.0.get(start..start + RECORD_WORDS * 4)?;
+        let [source_word, src_line, src_col, name, scope] = match record.as_chunks::<4>().0 {
+            [a, b, c, d, e] => [a, b, c, d, e].map(|w| u32::from_le_bytes(*w)),
+            _ => return None,
+        };
         if source_word == NONE {
             return None;
         }
         let source_id = source_word & !RANGE_FLAG;
-        let src_line = self.records.get(base + 1)?;
-        let mut src_col = self.records.get(base + 2)?;
+        let mut src_col = src_col;
         if source_word & RANGE_FLAG != 0 {
             let generated = self.columns.get(token)?;
             src_col = src_col.saturating_add(column.saturating_sub(generated));
         }
-        let token_name = self.opt_string(self.records.get(base + 3)?);
-        let scope = match self.records.get(base + 4)? {
+        let token_name = self.opt_string(name);
+        let scope = match scope {
             SCOPE_UNKNOWN => JsScope::Unknown,
             SCOPE_ANONYMOUS => JsScope::Anonymous,
             id => self.string(id).map_or(JsScope::Unknown, JsScope::Named),
@@ -469,8 +470,7 @@ impl<'a> JsCache<'a> {
     }
 
     fn string(&self, id: u32) -> Option<&'a str> {
-        let _ = self.string_bytes_of(id)?;
-        Some("")
+        std::str::from_utf8(self.string_bytes_of(id)?).ok()
     }
 
     fn string_bytes_of(&self, id: u32) -> Option<&'a [u8]> {

@@ -1075,16 +1075,22 @@ fn decode_version(v: &str) -> String {
 
 /// Removes chunks past their time to live. Assemble states are small and kept.
 pub async fn expire(state: &AppState) -> Result<(), crate::store::StoreError> {
-    expire_chunks(&state.store, CHUNK_TTL).await
+    expire_chunks(&state.store, CHUNK_TTL).await.map(|_| ())
 }
 
-pub async fn expire_chunks(store: &Store, ttl: Duration) -> Result<(), crate::store::StoreError> {
+/// Deletes chunks older than `ttl`; returns how many.
+pub async fn expire_chunks(
+    store: &Store,
+    ttl: Duration,
+) -> Result<usize, crate::store::StoreError> {
     let cutoff =
         chrono::Utc::now() - chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::zero());
+    let mut deleted = 0;
     for meta in store.list(&Key::from_iter(["chunks", "sha1"])).await? {
         if meta.last_modified < cutoff {
             store.delete(&meta.location).await?;
+            deleted += 1;
         }
     }
-    Ok(())
+    Ok(deleted)
 }

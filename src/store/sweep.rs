@@ -1,7 +1,7 @@
 //! Garbage collection. An upload is live while at least one pointer names it; a blob is live
 //! while a live manifest (or a pending sentry-cli assemble) references it. Everything else
 //! older than the grace period is removed: dead manifests, dangling pointers, unreferenced
-//! blobs, expired chunks.
+//! blobs, and sentry-cli chunks older than the grace period.
 //!
 //! The grace period protects uploads in flight: their blobs and pointers exist before their
 //! manifest does. It must exceed the longest upload.
@@ -23,6 +23,8 @@ pub struct SweepReport {
     pub blobs_live: usize,
     pub blobs_deleted: usize,
     pub bytes_freed: u64,
+    /// sentry-cli chunks older than the grace period (assembled or abandoned).
+    pub chunks_deleted: usize,
 }
 
 pub(super) async fn run(store: &Store, grace: Duration) -> Result<SweepReport, StoreError> {
@@ -88,6 +90,7 @@ pub(super) async fn run(store: &Store, grace: Duration) -> Result<SweepReport, S
             report.bytes_freed += meta.size;
         }
     }
+    report.chunks_deleted = crate::sentry::expire_chunks(store, grace).await?;
     Ok(report)
 }
 

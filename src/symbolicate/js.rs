@@ -488,7 +488,7 @@ pub async fn symbolicate(
     let mut errors = Vec::new();
     let mut stacktraces = Vec::with_capacity(request.stacktraces.len());
     let mut raw_stacktraces = Vec::with_capacity(request.stacktraces.len());
-    let m = crate::metrics::global();
+    let mut counter = super::FrameCounter::new("js");
 
     for st in request.stacktraces {
         let mut frames_out = Vec::with_capacity(st.frames.len());
@@ -559,16 +559,11 @@ pub async fn symbolicate(
                     }
                 }
             }
-            m.frames
-                .get_or_create(&crate::metrics::FrameLabels {
-                    platform: "js",
-                    status: if result.data.symbolicated {
-                        "symbolicated"
-                    } else {
-                        "failed"
-                    },
-                })
-                .inc();
+            counter.add(if result.data.symbolicated {
+                "symbolicated"
+            } else {
+                "failed"
+            });
             call_site_names.push(token_name);
             frames_out.push(result);
             raw_out.push(raw);

@@ -17,3 +17,40 @@ pub async fn prewarm(state: &AppState, manifest: &UploadManifest) {
     js::prewarm(state, manifest).await;
     native::prewarm(state, manifest).await;
 }
+
+/// Counts frames by status during a request and publishes them once at the end, so the hot
+/// loop does not touch the shared metrics registry per frame.
+pub(crate) struct FrameCounter {
+    platform: &'static str,
+    counts: Vec<(&'static str, u64)>,
+}
+
+impl FrameCounter {
+    pub(crate) fn new(platform: &'static str) -> Self {
+        FrameCounter {
+            platform,
+            counts: Vec::with_capacity(4),
+        }
+    }
+
+    pub(crate) fn add(&mut self, status: &'static str) {
+        match self.counts.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, n)) => *n += 1,
+            None => self.counts.push((status, 1)),
+        }
+    }
+}
+
+impl Drop for FrameCounter {
+    fn drop(&mut self) {
+        let m = crate::metrics::global();
+        for (status, n) in &self.counts {
+            m.frames
+                .get_or_create(&crate::metrics::FrameLabels {
+                    platform: self.platform,
+                    status,
+                })
+                .inc_by(*n);
+        }
+    }
+}

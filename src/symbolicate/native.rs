@@ -414,7 +414,7 @@ pub async fn symbolicate(
     let context = request.options.apply_source_context;
     let mut used: HashMap<usize, Arc<ModuleResolution>> = HashMap::new();
     let mut stacktraces = Vec::with_capacity(request.stacktraces.len());
-    let metrics = crate::metrics::global();
+    let mut counter = super::FrameCounter::new("native");
 
     for st in request.stacktraces {
         let n = st.frames.len();
@@ -457,13 +457,7 @@ pub async fn symbolicate(
             let (mi, rel) = match located {
                 Ok(x) => x,
                 Err(d) => {
-                    metrics
-                        .frames
-                        .get_or_create(&crate::metrics::FrameLabels {
-                            platform: "native",
-                            status: "unknown_image",
-                        })
-                        .inc();
+                    counter.add("unknown_image");
                     out.push(NativeFrameOut {
                         status: "unknown_image",
                         function: frame.function.clone(),
@@ -492,13 +486,7 @@ pub async fn symbolicate(
             let resolved = match &resolution.outcome {
                 Ok(r) => r,
                 Err(f) => {
-                    metrics
-                        .frames
-                        .get_or_create(&crate::metrics::FrameLabels {
-                            platform: "native",
-                            status: f.status_for_frame(),
-                        })
-                        .inc();
+                    counter.add(f.status_for_frame());
                     out.push(NativeFrameOut {
                         status: f.status_for_frame(),
                         package,
@@ -522,13 +510,7 @@ pub async fn symbolicate(
                 }
             };
             if frames.is_empty() {
-                metrics
-                    .frames
-                    .get_or_create(&crate::metrics::FrameLabels {
-                        platform: "native",
-                        status: "missing_symbol",
-                    })
-                    .inc();
+                counter.add("missing_symbol");
                 out.push(NativeFrameOut {
                     status: "missing_symbol",
                     package,
@@ -546,13 +528,7 @@ pub async fn symbolicate(
                 });
                 continue;
             }
-            metrics
-                .frames
-                .get_or_create(&crate::metrics::FrameLabels {
-                    platform: "native",
-                    status: "symbolicated",
-                })
-                .inc();
+            counter.add("symbolicated");
             for f in frames {
                 let mut o = NativeFrameOut {
                     status: "symbolicated",

@@ -217,3 +217,60 @@ async fn kill_9_during_a_large_upload_loses_nothing_stored_and_leaves_no_trace()
 }
 
 use futures::StreamExt;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_upload_in_flight_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let mut server = Server::start(dir.path());
+    // A 16 MiB upload sent over about a second and a half.
+    let chunk = bytes::Bytes::from(vec![b'b'; 1 << 20]);
+    let stream = futures::stream::iter(
+        (0..16).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+    )
+    .then(|c| async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        c
+    });
+    let part =
+        reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(stream)).file_name("big.js");
+    let form = reqwest::multipart::Form::new()
+        .text("url", "~/big.js")
+        .part("file", part);
+    let upload = tokio::spawn(
+        client
+            .post(format!(
+                "{}/api/v1/projects/web/releases/1.0/files",
+                server.base
+            ))
+            .multipart(form)
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let response = upload
+        .await
+        .unwrap()
+        .expect("the upload in flight is answered");
+    assert_eq!(response.status(), 201);
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "server exit: {exit:?}");
+    // New connections are refused after shutdown; the data is there after a restart.
+    let server = Server::start(dir.path());
+    let list: serde_json::Value = client
+        .get(format!(
+            "{}/api/v1/projects/web/releases/1.0/files",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["files"][0]["size"], 16 << 20);
+}

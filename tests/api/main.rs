@@ -11,4 +11,5 @@ mod js;
 mod native;
 mod ops;
 mod sentry_cli;
+mod sentry_protocol;
 mod uploads;
