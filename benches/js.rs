@@ -2,7 +2,8 @@
 //! 1.2 MB minified, 4.5 MB map, 1459 sources; see fixtures/js/README.md):
 //! - building our cache, per MB of map, against parsing the map with the `sourcemap` crate and
 //!   against building symbolic's `SourceMapCache`;
-//! - warm lookups per position, ours against `sourcemap::SourceMap::lookup_token`.
+//! - warm lookups per position, ours against `sourcemap::SourceMap::lookup_token` (alone, and
+//!   with the token's source, name and position read, which our lookup also returns).
 //!
 //! Run: `cargo bench --bench js -- --warm-up-time 1 --measurement-time 3`
 
@@ -108,6 +109,21 @@ fn lookup(c: &mut Criterion) {
         b.iter(|| {
             for &(line, col) in &positions {
                 black_box(sm.lookup_token(black_box(line), black_box(col)));
+            }
+        })
+    });
+    // The same, also reading what our lookup returns (source path, name, original position).
+    group.bench_function("sourcemap_lookup_token_resolved", |b| {
+        b.iter(|| {
+            for &(line, col) in &positions {
+                if let Some(token) = sm.lookup_token(black_box(line), black_box(col)) {
+                    black_box((
+                        token.get_source(),
+                        token.get_name(),
+                        token.get_src_line(),
+                        token.get_src_col(),
+                    ));
+                }
             }
         })
     });

@@ -44,7 +44,9 @@ pub struct Caches {
     disk_bytes: AtomicU64,
     memory: moka::future::Cache<String, Built>,
     /// Whole text files (minified sources, original sources) for source context.
-    texts: moka::future::Cache<String, Option<Arc<str>>>,
+    texts: moka::future::Cache<String, Option<Arc<Text>>>,
+    /// Line indexes of sources embedded in derived caches, by (cache key, source id).
+    line_indexes: moka::future::Cache<(String, u32), Arc<crate::js::LineIndex>>,
     builders: Arc<Semaphore>,
     store: Store,
 }
@@ -71,8 +73,15 @@ impl Caches {
                 .build(),
             texts: moka::future::Cache::builder()
                 .max_capacity(memory_budget / 8)
-                .weigher(|k: &String, v: &Option<Arc<str>>| {
-                    (v.as_ref().map_or(0, |t| t.len()) + k.len() + 64).min(u32::MAX as usize) as u32
+                .weigher(|k: &String, v: &Option<Arc<Text>>| {
+                    (v.as_ref().map_or(0, |t| t.text.len() + t.lines.weight()) + k.len() + 64)
+                        .min(u32::MAX as usize) as u32
+                })
+                .build(),
+            line_indexes: moka::future::Cache::builder()
+                .max_capacity(memory_budget / 16)
+                .weigher(|k: &(String, u32), v: &Arc<crate::js::LineIndex>| {
+                    (v.weight() + k.0.len() + 64).min(u32::MAX as usize) as u32
                 })
                 .build(),
             builders: Arc::new(Semaphore::new(config.cache.build_workers)),
@@ -198,23 +207,37 @@ impl Caches {
     pub fn report_sizes(&self) {
         let m = crate::metrics::global();
         m.cache_memory_bytes.set(
-            (self.memory.weighted_size() + self.texts.weighted_size()).min(i64::MAX as u64) as i64,
+            (self.memory.weighted_size()
+                + self.texts.weighted_size()
+                + self.line_indexes.weighted_size())
+            .min(i64::MAX as u64) as i64,
         );
         m.cache_disk_bytes
             .set(self.disk_bytes.load(Ordering::Relaxed).min(i64::MAX as u64) as i64);
     }
 
-    /// A whole text blob (UTF-8, lossy) by SHA-256, cached in memory.
-    pub async fn text(&self, sha: &crate::types::Sha256) -> Option<Arc<str>> {
+    /// A whole text blob (UTF-8, lossy) by SHA-256 with its line index, cached in memory.
+    pub async fn text(&self, sha: &crate::types::Sha256) -> Option<Arc<Text>> {
         let store = self.store.clone();
         let key = sha.to_string();
         let sha = sha.clone();
         self.texts
             .get_with(key, async move {
                 match store.get_bytes(&Store::blob_key(&sha)).await {
-                    Ok(Some(bytes)) => Some(Arc::from(String::from_utf8_lossy(&bytes).as_ref())),
+                    Ok(Some(bytes)) => Some(Arc::new(Text::new(
+                        String::from_utf8_lossy(&bytes).into_owned(),
+                    ))),
                     _ => None,
                 }
+            })
+            .await
+    }
+
+    /// The line index of source `id` embedded in the derived cache `key` (built on first use).
+    pub async fn line_index(&self, key: &str, id: u32, text: &str) -> Arc<crate::js::LineIndex> {
+        self.line_indexes
+            .get_with((key.to_owned(), id), async {
+                Arc::new(crate::js::LineIndex::new(text))
             })
             .await
     }
@@ -224,7 +247,7 @@ impl Caches {
         &self,
         bundle: &crate::types::Sha256,
         path: &str,
-    ) -> Option<Arc<str>> {
+    ) -> Option<Arc<Text>> {
         let store = self.store.clone();
         let key = format!("bundle:{bundle}:{path}");
         let sha = bundle.clone();
@@ -237,7 +260,7 @@ impl Caches {
                     let bundle = SourceBundle::parse(&bytes).ok()?;
                     let session = bundle.debug_session().ok()?;
                     let file = session.source_by_path(&path).ok()??;
-                    file.contents().map(Arc::from)
+                    file.contents().map(|c| Arc::new(Text::new(c.to_owned())))
                 })
                 .await
                 .ok()?
@@ -253,6 +276,23 @@ impl Caches {
         tokio::spawn(async move {
             crate::symbolicate::prewarm(&state, &manifest).await;
         });
+    }
+}
+
+/// A text file held for source context, with its line index.
+pub struct Text {
+    pub text: String,
+    pub lines: crate::js::LineIndex,
+}
+
+impl Text {
+    pub fn new(text: String) -> Text {
+        let lines = crate::js::LineIndex::new(&text);
+        Text { text, lines }
+    }
+
+    pub fn context(&self, line: u32, column: u32) -> Option<crate::js::SourceContext> {
+        self.lines.context(&self.text, line, column, 5)
     }
 }
 

@@ -18,6 +18,8 @@ use super::scopes::{
     minified_scope_cache, original_scopes, MinifiedScopes, OriginalScopes, LOCAL_ANONYMOUS,
     LOCAL_UNKNOWN,
 };
+#[cfg(doc)]
+use super::JsCache;
 use super::JsError;
 
 /// Generated lines beyond the map's own size that we accept. A regular map needs one byte
@@ -26,8 +28,12 @@ use super::JsError;
 const EXTRA_LINES: u64 = 1 << 20;
 
 /// Builds the serialized lookup cache for one (minified source, map) pair. `minified` is
-/// `None` when only the map was uploaded; function names then come from the map's `names`
-/// only (or from its Hermes function maps).
+/// `None` when only the map was uploaded.
+///
+/// Function scopes come from the map's Hermes function maps if it has them, else from the
+/// original sources it embeds (`sourcesContent`), else from `minified`; with none of these,
+/// lookups still resolve positions but name no function ([`JsCache::scope_origins`] tells
+/// which applied).
 ///
 /// Accepts regular maps, index maps (`sections` with embedded maps, flattened here, each
 /// section clipped at the next one's offset) and Hermes/Metro maps (`x_facebook_sources`).
@@ -36,7 +42,7 @@ pub fn build_cache(minified: Option<&str>, sourcemap: &[u8]) -> Result<Vec<u8>, 
     let mut map = match decoded {
         DecodedMap::Regular(sm) => Flat::Regular(sm),
         DecodedMap::Index(index) => Flat::Regular(flatten(&index)?),
-        DecodedMap::Hermes(smh) => Flat::Hermes(Box::new(smh)),
+        DecodedMap::Hermes(smh) => Flat::Hermes(smh),
     };
 
     let token_count = map.sm().get_token_count();
@@ -125,7 +131,7 @@ fn malformed(e: sourcemap::Error) -> JsError {
 /// A map with a single token list.
 enum Flat {
     Regular(SourceMap),
-    Hermes(Box<SourceMapHermes>),
+    Hermes(SourceMapHermes),
 }
 
 impl Flat {

@@ -93,3 +93,74 @@ fn trim_line(line: &str, column: usize) -> String {
     }
     out
 }
+
+/// Where each line of a text starts, so context for line N costs the size of the context,
+/// not a scan of the file: a 1 MB single-line bundle or a 1 MB original source is scanned
+/// once, when the index is built.
+#[derive(Debug, Clone)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        LineIndex { starts }
+    }
+
+    /// Bytes this index holds (for cache weighing).
+    pub fn weight(&self) -> usize {
+        self.starts.len() * std::mem::size_of::<usize>()
+    }
+
+    /// [`source_context`] of `text` (the text this index was built from), reading only the
+    /// lines it returns.
+    pub fn context(
+        &self,
+        text: &str,
+        line: u32,
+        column: u32,
+        lines: usize,
+    ) -> Option<SourceContext> {
+        let index = usize::try_from(line.checked_sub(1)?).ok()?;
+        if index >= self.starts.len() {
+            return None;
+        }
+        let first = index.saturating_sub(lines);
+        let end_line = index + lines + 1;
+        let start = self.starts[first];
+        let end = self.starts.get(end_line).copied().unwrap_or(text.len());
+        let window = text.get(start..end.min(text.len()))?;
+        source_context(
+            window,
+            u32::try_from(index - first + 1).ok()?,
+            column,
+            lines,
+        )
+    }
+}
+
+#[cfg(test)]
+mod line_index_tests {
+    use super::*;
+
+    #[test]
+    fn windowed_context_equals_full_context() {
+        let text: String = (1..=40).map(|i| format!("line {i}\r\n")).collect();
+        let index = LineIndex::new(&text);
+        for line in [1, 2, 5, 6, 20, 39, 40] {
+            assert_eq!(
+                index.context(&text, line, 3, 5),
+                source_context(&text, line, 3, 5),
+                "line {line}"
+            );
+        }
+        assert_eq!(index.context(&text, 42, 1, 5), None);
+    }
+}

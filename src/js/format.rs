@@ -5,7 +5,7 @@
 //!
 //! | section        | size (u32 words)          | contents                                      |
 //! |----------------|---------------------------|-----------------------------------------------|
-//! | header         | 16                        | magic `TMJS`, version, flags, counts          |
+//! | header         | 16                        | magic `TMJS`, version, scope flags, counts    |
 //! | line starts    | `lines + 1`               | index of the first token of generated line `l`|
 //! | token columns  | `tokens`                  | generated column, ascending within a line     |
 //! | token records  | `tokens * 5`              | source, line, column, name, scope             |
@@ -348,12 +348,10 @@ impl<'a> JsCache<'a> {
             .get(start as usize * 4..end as usize * 4)?
             .as_chunks::<4>()
             .0;
-        let after = columns.partition_point(|c| u32::from_le_bytes(*c) <= column);
-        let token = (start as usize + after).checked_sub(1)?;
-        if after == 0 {
-            return None;
+        match columns.partition_point(|c| u32::from_le_bytes(*c) <= column) {
+            0 => None,
+            after => self.resolve_token(start as usize + after - 1, column),
         }
-        self.resolve_token(token, column)
     }
 
     fn resolve_token(&self, token: usize, column: u32) -> Option<JsLocation<'a>> {

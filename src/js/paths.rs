@@ -26,7 +26,7 @@ pub fn normalize_source_path(raw: &str) -> (String, String) {
 /// Whether a source path belongs to third-party code: a `node_modules`, `bower_components`,
 /// `jspm_packages` or `vendor` directory, webpack's `~/` alias for `node_modules`, or code the
 /// bundler generated itself (webpack bootstrap and runtime modules, `(webpack)/…`,
-/// externals, turbopack's runtime). Accepts raw or normalized paths.
+/// externals, turbopack's runtime). Accepts raw or normalized paths, `/` or `\` separated.
 pub fn is_third_party(path: &str) -> bool {
     let name = display_name(strip_query(path));
     const BUNDLER_PREFIXES: [&str; 5] = [
@@ -39,7 +39,7 @@ pub fn is_third_party(path: &str) -> bool {
     if BUNDLER_PREFIXES.iter().any(|p| name.starts_with(p)) {
         return true;
     }
-    let mut segments = name.split('/').filter(|s| !s.is_empty());
+    let mut segments = name.split(['/', '\\']).filter(|s| !s.is_empty());
     if segments.clone().next() == Some("~") {
         return true;
     }

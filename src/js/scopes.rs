@@ -9,7 +9,9 @@
 //!    file and line belong to, even where the minifier inlined it into another function or
 //!    dropped its name (`function redeem(){}` → `function(){}`), and its name is written as in
 //!    the original code. Sources that are not JavaScript the parser accepts (TypeScript, JSX,
-//!    Vue files) yield no scope and fall through to:
+//!    Vue files) fall through to the next step; a probe function appended to each source
+//!    tells such a parse failure apart from a file whose positions are all top-level code
+//!    (symbolic swallows parse errors).
 //! 2. The minified source, scopes mapped back through the map's `names` (what Sentry's
 //!    Symbolicator does). The cache is built over a copy of the map without `sourcesContent`:
 //!    its lookups UTF-8-check the matched file's whole source text on every call, which made
@@ -48,8 +50,7 @@ pub(crate) const LOCAL_UNKNOWN: u32 = u32::MAX;
 pub(crate) struct OriginalScopes {
     /// Scope names, referenced by index.
     pub names: Vec<String>,
-    /// Per source index: `None` when the source has no content, did not parse, or has no
-    /// function at all (a parse failure looks the same from outside).
+    /// Per source index: `None` when the source has no content or did not parse.
     pub per_source: Vec<Option<SourceScopes>>,
 }
 
@@ -99,7 +100,7 @@ pub(crate) fn original_scopes(sm: &SourceMap) -> Result<OriginalScopes, ()> {
         .iter()
         .filter_map(|(_, text, _)| parser_stack_size(text))
         .max()
-        .unwrap_or(0);
+        .unwrap_or(PARSER_BASE_STACK as usize);
     let mut out = OriginalScopes {
         names: Vec::new(),
         per_source: (0..count).map(|_| None).collect(),
@@ -129,48 +130,56 @@ pub(crate) fn original_scopes(sm: &SourceMap) -> Result<OriginalScopes, ()> {
     Ok(out)
 }
 
-/// The scope at each position of one original file, or `None` when the file has no function
-/// scope (or did not parse).
+/// Appended to every original source so a parse failure can be told from a file whose
+/// positions are all top-level code: symbolic swallows parse errors and then reports every
+/// position as outside any function, so we ask it for one position that is surely inside one.
+const PROBE: &str = "\n;function __tracemapProbe(){0}";
+/// Column of the `0` inside the probe's body, on the probe's line.
+const PROBE_COLUMN: u32 = 28;
+const PROBE_NAME: &str = "__tracemapProbe";
+
+/// The scope at each position of one original file, or `None` when the file did not parse
+/// (TypeScript, JSX, a Vue file…).
 fn scopes_in_source(
     text: &str,
     positions: &[(u32, u32)],
     names: &mut NameTable,
 ) -> Option<Vec<u32>> {
+    let probe_line = u32::try_from(text.bytes().filter(|&b| b == b'\n').count() + 1).ok()?;
     let mut identity = SourceMapBuilder::new(None);
     let id = identity.add_source("original");
-    for &(line, column) in positions {
+    for &(line, column) in positions.iter().chain([&(probe_line, PROBE_COLUMN)]) {
         identity.add_raw(line, column, line, column, Some(id), None, false);
     }
     let mut json = Vec::new();
     identity.into_sourcemap().to_writer(&mut json).ok()?;
     let json = String::from_utf8(json).ok()?;
+    let mut probed = String::with_capacity(text.len() + PROBE.len());
+    probed.push_str(text);
+    probed.push_str(PROBE);
     let mut bytes = Vec::new();
-    SourceMapCacheWriter::new(text, &json)
+    SourceMapCacheWriter::new(&probed, &json)
         .ok()?
         .serialize(&mut bytes)
         .ok()?;
     let cache = SourceMapCache::parse(&bytes).ok()?;
-    let mut any_function = false;
+    let scope_at = |line, column| {
+        cache
+            .lookup(SourcePosition::new(line, column))
+            .map_or(ScopeLookupResult::Unknown, |l| l.scope())
+    };
+    if scope_at(probe_line, PROBE_COLUMN) != ScopeLookupResult::NamedScope(PROBE_NAME) {
+        return None;
+    }
     let scopes = positions
         .iter()
-        .map(|&(line, column)| {
-            match cache
-                .lookup(SourcePosition::new(line, column))
-                .map(|l| l.scope())
-            {
-                Some(ScopeLookupResult::NamedScope(name)) => {
-                    any_function = true;
-                    names.id(name)
-                }
-                Some(ScopeLookupResult::AnonymousScope) => {
-                    any_function = true;
-                    LOCAL_ANONYMOUS
-                }
-                _ => LOCAL_UNKNOWN,
-            }
+        .map(|&(line, column)| match scope_at(line, column) {
+            ScopeLookupResult::NamedScope(name) => names.id(name),
+            ScopeLookupResult::AnonymousScope => LOCAL_ANONYMOUS,
+            ScopeLookupResult::Unknown => LOCAL_UNKNOWN,
         })
         .collect();
-    any_function.then_some(scopes)
+    Some(scopes)
 }
 
 /// Builds a `SourceMapCache` over the minified source and `map` without sources content.

@@ -71,11 +71,13 @@ fn lookup_finds_the_nearest_token_on_the_same_line_only() {
 
     let l = c.lookup(0, 12).unwrap();
     assert_eq!(l.token_name, Some("foo"));
-    assert_eq!(l.function, None, "no scope information: no function name");
+    assert_eq!(l.function, None, "top-level code: no function name");
     assert_eq!(l.scope, JsScope::Unknown);
     assert!(l.has_source);
     assert!(!c.lookup(0, 20).unwrap().has_source);
-    assert_eq!(c.scope_origins(), ScopeOrigins::default());
+    // a.js parses as JavaScript (top-level code only); nothing else gave scopes.
+    let origins = c.scope_origins();
+    assert!(origins.original_sources && !origins.minified_source);
     assert_eq!(c.token_count(), 4);
 }
 
@@ -223,6 +225,36 @@ fn scope_names_prefer_the_original_source() {
     let bytes = build(None, &m);
     let c = JsCache::parse(&bytes).unwrap();
     assert_eq!(c.lookup(0, 32).unwrap().function, Some("redeem"));
+}
+
+#[test]
+fn top_level_code_of_a_parsed_source_has_no_scope() {
+    // The bundler wrapped top-level code in an anonymous function; the original has none, and
+    // a source that parsed is trusted over the minified code's wrapper.
+    let m = map(
+        &[("main.js", Some("start();\n"))],
+        &[T(0, 12, Some(0), 0, 0, Some("start"))],
+    );
+    let bytes = build(Some("(function(){a()})();"), &m);
+    let c = JsCache::parse(&bytes).unwrap();
+    let l = c.lookup(0, 12).unwrap();
+    assert_eq!(
+        (l.scope, l.function, l.token_name),
+        (JsScope::Unknown, None, Some("start"))
+    );
+    let origins = c.scope_origins();
+    assert!(origins.original_sources && !origins.minified_source);
+}
+
+#[test]
+fn source_lookup_prefers_the_exact_path() {
+    let m = br#"{"version":3,"sources":["../a/src/x.js","src/x.js"],
+        "sourcesContent":["from a","plain"],"names":[],"mappings":"AAAA,KCAA"}"#;
+    let bytes = build(None, m);
+    let c = JsCache::parse(&bytes).unwrap();
+    assert_eq!(c.source("src/x.js"), Some("plain"));
+    assert_eq!(c.source("../a/src/x.js"), Some("from a"));
+    assert_eq!(c.source("a/src/x.js"), Some("from a"));
 }
 
 #[test]
@@ -572,6 +604,7 @@ fn third_party_paths() {
         "bower_components/a/b.js",
         "webpack://app/external commonjs \"react\"",
         "turbopack:///[turbopack]/browser/runtime.ts",
+        "C:\\build\\node_modules\\react\\index.js",
     ] {
         assert!(is_third_party(p), "{p}");
     }

@@ -462,3 +462,32 @@ fn decode_part(part: &PathPart<'_>) -> String {
         .decode_utf8_lossy()
         .into_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    #[test]
+    fn s3_compatible_stores_are_configured_by_url_and_options() {
+        let mut config = Config::default();
+        config.store.url = Some("s3://tracemap-artifacts/prod".into());
+        for (k, v) in [
+            ("endpoint", "http://127.0.0.1:3900"),
+            ("region", "garage"),
+            ("access_key_id", "GK0123"),
+            ("secret_access_key", "secret"),
+            ("allow_http", "true"),
+        ] {
+            config.store.options.insert(k.into(), Secret(v.into()));
+        }
+        let store = Store::open(&config).expect("an S3 store opens without network access");
+        assert_eq!(store.describe(), "s3://tracemap-artifacts");
+        config
+            .store
+            .options
+            .insert("no_such_option".into(), Secret("x".into()));
+        config.store.url = Some("nope://x".into());
+        assert!(Store::open(&config).is_err());
+    }
+}

@@ -19,6 +19,8 @@ pub struct Resolution {
 
 struct Resolved {
     cache: Arc<CacheBytes>,
+    /// The derived cache's key (names per-source line indexes).
+    cache_key: String,
     /// URL (or description) of the map, for `data.sourcemap`.
     sourcemap: String,
     /// Base URL against which the map's `sources` resolve (to find uploaded originals).
@@ -398,6 +400,7 @@ impl Lookup<'_> {
         };
         Ok(Some(Resolved {
             cache,
+            cache_key: cache_key(minified.as_ref().map(|m| &m.sha256), &map.sha256),
             sourcemap: url.clone(),
             map_url: Some(url),
             resolved_with: "debug-id",
@@ -423,6 +426,7 @@ impl Lookup<'_> {
         })?;
         Ok(Resolved {
             cache,
+            cache_key: cache_key(minified.map(|m| &m.sha256), &map.sha256),
             sourcemap: map_url.clone(),
             map_url: Some(map_url),
             resolved_with,
@@ -496,6 +500,9 @@ pub async fn symbolicate(
         // Token names at each frame's position: a callee's best fallback name is the name
         // its caller used at the call site.
         let mut call_site_names: Vec<Option<String>> = Vec::with_capacity(st.frames.len());
+        // Frames inside a function that has no name in the original source: they stay
+        // nameless, as the JS engines print them, instead of borrowing a caller's name.
+        let mut anonymous_scopes: Vec<bool> = Vec::with_capacity(st.frames.len());
         for frame in &st.frames {
             let abs_path = frame
                 .abs_path
@@ -504,6 +511,7 @@ pub async fn symbolicate(
             let mut result = frame.clone();
             let mut raw = frame.clone();
             let mut token_name = None;
+            let mut anonymous = false;
             match (&abs_path, frame.lineno, frame.colno) {
                 (None, ..) | (_, None, _) => {
                     errors.push(js_error(
@@ -537,7 +545,7 @@ pub async fn symbolicate(
                             result.data.diagnostic = Some(f.diagnostic.clone());
                         }
                         Ok(r) => {
-                            token_name = apply_lookup(
+                            (token_name, anonymous) = apply_lookup(
                                 state,
                                 r,
                                 frame,
@@ -551,7 +559,7 @@ pub async fn symbolicate(
                             if context {
                                 if let Some(sha) = &r.minified_sha {
                                     if let Some(text) = state.caches.text(sha).await {
-                                        set_context(&mut raw, &text, lineno, colno);
+                                        set_context(&mut raw, text.context(lineno, colno));
                                     }
                                 }
                             }
@@ -565,12 +573,16 @@ pub async fn symbolicate(
                 "failed"
             });
             call_site_names.push(token_name);
+            anonymous_scopes.push(anonymous);
             frames_out.push(result);
             raw_out.push(raw);
         }
         // Fallback names: the caller's token name at the call site, else the minified name.
         for i in 0..frames_out.len() {
-            if !frames_out[i].data.symbolicated || frames_out[i].function.is_some() {
+            if !frames_out[i].data.symbolicated
+                || frames_out[i].function.is_some()
+                || anonymous_scopes[i]
+            {
                 continue;
             }
             let caller = match order {
@@ -607,7 +619,8 @@ fn js_error(frame: &JsFrame, kind: &'static str, diagnostic: String) -> wire::Js
 }
 
 /// Looks one frame up and fills `out`. Returns the token name at the position (the name
-/// the code used there, for the callee's fallback).
+/// the code used there, for the callee's fallback) and whether the enclosing function is
+/// known to be anonymous.
 #[allow(clippy::too_many_arguments)]
 async fn apply_lookup(
     state: &AppState,
@@ -618,7 +631,7 @@ async fn apply_lookup(
     context: bool,
     out: &mut JsFrame,
     errors: &mut Vec<wire::JsError>,
-) -> Option<String> {
+) -> (Option<String>, bool) {
     // The one place where wire positions (1-based) become lookup positions (0-based).
     let (line0, col0) = (lineno.saturating_sub(1), colno.saturating_sub(1));
     let cache = match crate::js::JsCache::parse(&r.cache) {
@@ -627,7 +640,7 @@ async fn apply_lookup(
             let d = format!("cache for {} is unreadable: {e}", r.sourcemap);
             errors.push(js_error(frame, "malformed_sourcemap", d.clone()));
             out.data.diagnostic = Some(d);
-            return None;
+            return (None, false);
         }
     };
     let Some(loc) = cache.lookup(line0, col0) else {
@@ -637,7 +650,7 @@ async fn apply_lookup(
         );
         errors.push(js_error(frame, "invalid_location", d.clone()));
         out.data.diagnostic = Some(d);
-        return None;
+        return (None, false);
     };
     let (abs_path, filename) = crate::js::normalize_source_path(loc.abs_path);
     out.abs_path = Some(abs_path.clone());
@@ -658,12 +671,20 @@ async fn apply_lookup(
     out.context_line = None;
     out.post_context = None;
     if context {
-        let text: Option<Arc<str>> = match cache.source(loc.abs_path) {
-            Some(s) => Some(Arc::from(s)),
-            None => original_source(state, r, loc.abs_path).await,
+        let ctx = match cache.source_by_id(loc.source_id) {
+            Some(text) => {
+                let lines = state
+                    .caches
+                    .line_index(&r.cache_key, loc.source_id, text)
+                    .await;
+                Some(lines.context(text, loc.line, loc.column, 5))
+            }
+            None => original_source(state, r, loc.abs_path)
+                .await
+                .map(|t| t.context(loc.line, loc.column)),
         };
-        match text {
-            Some(text) => set_context(out, &text, loc.line, loc.column),
+        match ctx {
+            Some(ctx) => set_context(out, ctx),
             None => {
                 errors.push(wire::JsError {
                     source: Some(loc.abs_path.to_owned()),
@@ -681,11 +702,14 @@ async fn apply_lookup(
             }
         }
     }
-    loc.token_name.map(str::to_owned)
+    (
+        loc.token_name.map(str::to_owned),
+        matches!(loc.scope, crate::js::JsScope::Anonymous),
+    )
 }
 
-fn set_context(frame: &mut JsFrame, text: &str, line: u32, column: u32) {
-    if let Some(ctx) = crate::js::source_context(text, line, column, 5) {
+fn set_context(frame: &mut JsFrame, ctx: Option<crate::js::SourceContext>) {
+    if let Some(ctx) = ctx {
         frame.pre_context = Some(ctx.pre_context);
         frame.context_line = Some(ctx.context_line);
         frame.post_context = Some(ctx.post_context);
@@ -704,7 +728,11 @@ fn source_candidates(r: &Resolved, source: &str) -> Vec<String> {
     out
 }
 
-async fn original_source(state: &AppState, r: &Resolved, source: &str) -> Option<Arc<str>> {
+async fn original_source(
+    state: &AppState,
+    r: &Resolved,
+    source: &str,
+) -> Option<Arc<crate::caches::Text>> {
     let index = r.release.as_ref()?;
     for url in source_candidates(r, source) {
         for c in url_candidates(&url) {

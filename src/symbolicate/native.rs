@@ -632,7 +632,7 @@ async fn source_context(
         let Some(text) = state.caches.bundle_source(bundle, path).await else {
             continue;
         };
-        if let Some(ctx) = crate::js::source_context(&text, line, 0, 5) {
+        if let Some(ctx) = text.context(line, 0) {
             out.pre_context = Some(ctx.pre_context);
             out.context_line = Some(ctx.context_line);
             out.post_context = Some(ctx.post_context);

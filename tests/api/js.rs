@@ -57,6 +57,28 @@ fn thrown_request(o: &Value, release: Option<&str>) -> Value {
     json!({"release": release, "stacktraces": stacktraces})
 }
 
+/// Whether our function name is the one V8 printed in the unminified run. V8's printed name
+/// also depends on how the function was called (`Object.invoke` for a method called through
+/// an object, `checkout` for an unbound call of `scenarios.checkout`), which no static
+/// analysis can know; so names match when they are equal or when their last `.` components
+/// are (and both or neither are `new` calls).
+fn same_function(ours: &Value, v8: &Value) -> bool {
+    match (ours.as_str(), v8.as_str()) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            let last = |s: &str| {
+                s.rsplit('.')
+                    .next()
+                    .unwrap_or(s)
+                    .trim_start_matches("new ")
+                    .to_owned()
+            };
+            a == b || (a.starts_with("new ") == b.starts_with("new ") && last(a) == last(b))
+        }
+        _ => false,
+    }
+}
+
 struct Score {
     frames: usize,
     exact: usize,
@@ -94,7 +116,7 @@ fn score(o: &Value, response: &Value) -> Score {
                     got["data"], got["abs_path"], got["lineno"], got["colno"]
                 ));
             }
-            if got["function"] == orig["function"] {
+            if same_function(&got["function"], &orig["function"]) {
                 s.names += 1;
             } else {
                 s.misses.push(format!(
