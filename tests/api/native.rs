@@ -391,3 +391,99 @@ async fn garbage_addresses_and_huge_requests_are_4xx() {
         .json();
     assert_eq!(r["stacktraces"][0]["frames"][0]["status"], "unknown_image");
 }
+
+/// File offset of the code section's payload (what wasm DWARF addresses count from).
+fn wasm_code_payload(bytes: &[u8]) -> u64 {
+    let leb = |pos: &mut usize| {
+        let (mut n, mut shift) = (0u64, 0);
+        loop {
+            let b = bytes[*pos];
+            *pos += 1;
+            n |= u64::from(b & 0x7f) << shift;
+            shift += 7;
+            if b & 0x80 == 0 {
+                return n;
+            }
+        }
+    };
+    let mut pos = 8;
+    loop {
+        let id = bytes[pos];
+        pos += 1;
+        let size = leb(&mut pos) as usize;
+        if id == 10 {
+            return pos as u64;
+        }
+        pos += size;
+    }
+}
+
+#[tokio::test]
+async fn wasm_with_a_build_id_symbolicates_by_file_offset() {
+    let app = TestApp::new();
+    let wasm = fixture("native/out/c_wasm_buildid.wasm");
+    let build_id = String::from_utf8(fixture("native/out/c_wasm_buildid.txt"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let v = app
+        .upload_debug_file("app", "c_wasm.wasm", wasm.clone())
+        .await
+        .ok()
+        .json();
+    let f = &v["debug_files"][0];
+    assert_eq!(f["kind"], "wasm");
+    assert_eq!(
+        f["code_id"],
+        build_id.as_str(),
+        "the build ID written by the fixture script"
+    );
+    let o = oracle("c_wasm");
+    let payload = wasm_code_payload(&wasm);
+    let samples: Vec<&Value> = o["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] != "outside")
+        .collect();
+    let frames: Vec<Value> = samples
+        .iter()
+        .map(|s| json!({"instruction_addr": hex(&s["addr"]) + payload, "adjust_instruction_addr": false}))
+        .collect();
+    let r = app
+        .post_json("/api/v1/projects/app/symbolicate/native", &json!({
+            "modules": [{"type": "wasm", "debug_id": f["debug_id"], "code_id": build_id, "image_addr": 0, "image_size": wasm.len()}],
+            "stacktraces": [{"frames": frames}],
+        }))
+        .await
+        .ok()
+        .json();
+    let out = r["stacktraces"][0]["frames"].as_array().unwrap();
+    let mut matched = 0;
+    for (i, s) in samples.iter().enumerate() {
+        let ours: Vec<(String, u64)> = out
+            .iter()
+            .filter(|f| f["original_index"] == i && f["status"] == "symbolicated")
+            .map(|f| {
+                (
+                    fname(f["function"].as_str().unwrap_or("")),
+                    f["lineno"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        let want: Vec<(String, u64)> = s["llvm_symbolizer"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    fname(f["function"].as_str().unwrap_or("")),
+                    f["line"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        matched += usize::from(ours == want);
+    }
+    let rate = matched as f64 / samples.len() as f64;
+    assert!(rate >= 0.995, "wasm: {matched}/{}", samples.len());
+}
