@@ -24,28 +24,93 @@ const WINDOW_LEAD: usize = 60;
 /// 1-based `column` (UTF-16 code units, as source maps count them), the others from their
 /// start. Lines end at `\n` or `\r\n`.
 pub fn source_context(source: &str, line: u32, column: u32, lines: usize) -> Option<SourceContext> {
+    context_with(source, line, column, lines, None)
+}
+
+/// [`source_context`], told whether the context line is ASCII when the caller knows.
+fn context_with(
+    source: &str,
+    line: u32,
+    column: u32,
+    lines: usize,
+    ascii: Option<bool>,
+) -> Option<SourceContext> {
     let index = usize::try_from(line.checked_sub(1)?).ok()?;
     let first = index.saturating_sub(lines);
     let mut all = source.lines().skip(first);
     let pre_context = all
         .by_ref()
         .take(index - first)
-        .map(|l| trim_line(l, 0))
+        .map(trim_head)
         .collect::<Vec<_>>();
     if pre_context.len() < index - first {
         return None;
     }
     let context = all.next()?;
-    let context_line = trim_line(
-        context,
-        utf16_to_char_index(context, column.saturating_sub(1)),
-    );
-    let post_context = all.take(lines).map(|l| trim_line(l, 0)).collect();
+    let ascii = ascii.unwrap_or_else(|| context.is_ascii());
+    let context_line = if ascii {
+        // Bytes, characters and UTF-16 units coincide: no scan of a long minified line.
+        trim_ascii(context, column.saturating_sub(1) as usize)
+    } else {
+        trim_line(
+            context,
+            utf16_to_char_index(context, column.saturating_sub(1)),
+        )
+    };
+    let post_context = all.take(lines).map(trim_head).collect();
     Some(SourceContext {
         pre_context,
         context_line,
         post_context,
     })
+}
+
+/// A line trimmed from its start: what [`trim_line`] gives for column 0, reading at most
+/// 151 characters.
+fn trim_head(line: &str) -> String {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if line.len() <= MAX_LINE_CHARS || line.chars().nth(MAX_LINE_CHARS).is_none() {
+        return line.to_owned();
+    }
+    let mut out: String = line.chars().take(WINDOW_CHARS).collect();
+    out.push_str(" {snip}");
+    out
+}
+
+/// [`trim_line`] for an ASCII line, in constant time.
+fn trim_ascii(line: &str, column: usize) -> String {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let len = line.len();
+    if len <= MAX_LINE_CHARS {
+        return line.to_owned();
+    }
+    let (start, end) = window(len, column);
+    let mut out = String::with_capacity(end - start + 14);
+    if start > 0 {
+        out.push_str("{snip} ");
+    }
+    out.push_str(&line[start..end]);
+    if end < len {
+        out.push_str(" {snip}");
+    }
+    out
+}
+
+/// The character window `[start, end)` shown of a long line of `len` characters.
+fn window(len: usize, column: usize) -> (usize, usize) {
+    let column = column.min(len);
+    let mut start = column.saturating_sub(WINDOW_LEAD);
+    if start < 5 {
+        start = 0;
+    }
+    let mut end = (start + WINDOW_CHARS).min(len);
+    if end > len.saturating_sub(5) {
+        end = len;
+    }
+    if end == len {
+        start = end.saturating_sub(WINDOW_CHARS);
+    }
+    (start, end)
 }
 
 /// The index of the character containing the given 0-based UTF-16 offset (or the number of
@@ -70,18 +135,7 @@ fn trim_line(line: &str, column: usize) -> String {
     if len <= MAX_LINE_CHARS {
         return line.to_owned();
     }
-    let column = column.min(len);
-    let mut start = column.saturating_sub(WINDOW_LEAD);
-    if start < 5 {
-        start = 0;
-    }
-    let mut end = (start + WINDOW_CHARS).min(len);
-    if end > len.saturating_sub(5) {
-        end = len;
-    }
-    if end == len {
-        start = end.saturating_sub(WINDOW_CHARS);
-    }
+    let (start, end) = window(len, column);
     let text: String = line.chars().skip(start).take(end - start).collect();
     let mut out = String::with_capacity(text.len() + 14);
     if start > 0 {
@@ -100,23 +154,31 @@ fn trim_line(line: &str, column: usize) -> String {
 #[derive(Debug, Clone)]
 pub struct LineIndex {
     starts: Vec<usize>,
+    /// Whether each line is pure ASCII (then character columns are byte offsets).
+    ascii: Vec<bool>,
 }
 
 impl LineIndex {
     pub fn new(text: &str) -> Self {
         let mut starts = vec![0];
-        starts.extend(
-            text.bytes()
-                .enumerate()
-                .filter(|&(_, b)| b == b'\n')
-                .map(|(i, _)| i + 1),
-        );
-        LineIndex { starts }
+        let mut ascii = Vec::new();
+        let mut line_ascii = true;
+        for (i, b) in text.bytes().enumerate() {
+            if b == b'\n' {
+                starts.push(i + 1);
+                ascii.push(line_ascii);
+                line_ascii = true;
+            } else if b >= 0x80 {
+                line_ascii = false;
+            }
+        }
+        ascii.push(line_ascii);
+        LineIndex { starts, ascii }
     }
 
     /// Bytes this index holds (for cache weighing).
     pub fn weight(&self) -> usize {
-        self.starts.len() * std::mem::size_of::<usize>()
+        self.starts.len() * (std::mem::size_of::<usize>() + 1)
     }
 
     /// [`source_context`] of `text` (the text this index was built from), reading only the
@@ -154,6 +216,22 @@ mod line_index_tests {
     fn windowed_context_equals_full_context() {
         let text: String = (1..=40).map(|i| format!("line {i}\r\n")).collect();
         let index = LineIndex::new(&text);
+        let long: String = (0..2000)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        let text = format!("{text}{long}\nx\n");
+        let index = LineIndex::new(&text);
+        for column in [1, 50, 1000, 1995, 3000] {
+            assert_eq!(
+                index.context(&text, 41, column, 5),
+                source_context(&text, 41, column, 5)
+            );
+            assert_eq!(
+                trim_ascii(&long, column as usize - 1),
+                trim_line(&long, column as usize - 1)
+            );
+        }
+        assert_eq!(trim_head(&long), trim_line(&long, 0));
         for line in [1, 2, 5, 6, 20, 39, 40] {
             assert_eq!(
                 index.context(&text, line, 3, 5),
@@ -161,6 +239,6 @@ mod line_index_tests {
                 "line {line}"
             );
         }
-        assert_eq!(index.context(&text, 42, 1, 5), None);
+        assert_eq!(index.context(&text, 44, 1, 5), None);
     }
 }
