@@ -156,6 +156,84 @@ pub struct LineIndex {
     starts: Vec<usize>,
     /// Whether each line is pure ASCII (then character columns are byte offsets).
     ascii: Vec<bool>,
+    /// Long non-ASCII lines: checkpoints to map columns to bytes without a scan from the start.
+    long: std::collections::HashMap<usize, LongLine>,
+    /// Number of lines as `str::lines` counts them (no phantom line after a final newline).
+    count: usize,
+}
+
+/// Checkpoints of a long non-ASCII line, about every [`CHECKPOINT_BYTES`] bytes.
+#[derive(Debug, Clone)]
+struct LongLine {
+    chars: usize,
+    /// (byte offset, UTF-16 offset, char offset), all from the start of the line.
+    marks: Vec<(usize, usize, usize)>,
+}
+
+const CHECKPOINT_BYTES: usize = 4096;
+
+impl LongLine {
+    fn new(line: &str) -> LongLine {
+        let (mut utf16, mut chars, mut next) = (0, 0, 0);
+        let mut marks = Vec::with_capacity(line.len() / CHECKPOINT_BYTES + 1);
+        for (byte, c) in line.char_indices() {
+            if byte >= next {
+                marks.push((byte, utf16, chars));
+                next = byte + CHECKPOINT_BYTES;
+            }
+            utf16 += c.len_utf16();
+            chars += 1;
+        }
+        LongLine { chars, marks }
+    }
+
+    /// The character containing the 0-based UTF-16 offset (or the line length).
+    fn char_at_utf16(&self, line: &str, utf16: usize) -> usize {
+        let i = self
+            .marks
+            .partition_point(|m| m.1 <= utf16)
+            .saturating_sub(1);
+        let Some(&(byte, mut units, mut chars)) = self.marks.get(i) else {
+            return 0;
+        };
+        for c in line[byte..].chars() {
+            units += c.len_utf16();
+            if units > utf16 {
+                return chars;
+            }
+            chars += 1;
+        }
+        chars
+    }
+
+    /// Byte offset of the character `index` (or the line length).
+    fn byte_of_char(&self, line: &str, index: usize) -> usize {
+        let i = self
+            .marks
+            .partition_point(|m| m.2 <= index)
+            .saturating_sub(1);
+        let Some(&(byte, _, chars)) = self.marks.get(i) else {
+            return 0;
+        };
+        line[byte..]
+            .char_indices()
+            .nth(index - chars)
+            .map_or(line.len(), |(b, _)| byte + b)
+    }
+
+    fn trim(&self, line: &str, utf16_column: usize) -> String {
+        let (start, end) = window(self.chars, self.char_at_utf16(line, utf16_column));
+        let (from, to) = (self.byte_of_char(line, start), self.byte_of_char(line, end));
+        let mut out = String::with_capacity(to - from + 14);
+        if start > 0 {
+            out.push_str("{snip} ");
+        }
+        out.push_str(&line[from..to]);
+        if end < self.chars {
+            out.push_str(" {snip}");
+        }
+        out
+    }
 }
 
 impl LineIndex {
@@ -173,16 +251,47 @@ impl LineIndex {
             }
         }
         ascii.push(line_ascii);
-        LineIndex { starts, ascii }
+        let count = if text.is_empty() || text.ends_with('\n') {
+            starts.len() - 1
+        } else {
+            starts.len()
+        };
+        let mut index = LineIndex {
+            starts,
+            ascii,
+            long: std::collections::HashMap::new(),
+            count,
+        };
+        for i in 0..count {
+            let line = index.line(text, i);
+            if !index.ascii[i] && line.len() > MAX_LINE_CHARS.max(CHECKPOINT_BYTES) {
+                index.long.insert(i, LongLine::new(line));
+            }
+        }
+        index
+    }
+
+    /// Line `i` (0-based) without its line ending.
+    fn line<'t>(&self, text: &'t str, i: usize) -> &'t str {
+        let start = self.starts[i];
+        let end = self.starts.get(i + 1).map_or(text.len(), |e| e - 1);
+        text.get(start..end.max(start))
+            .unwrap_or_default()
+            .trim_end_matches('\r')
     }
 
     /// Bytes this index holds (for cache weighing).
     pub fn weight(&self) -> usize {
         self.starts.len() * (std::mem::size_of::<usize>() + 1)
+            + self
+                .long
+                .values()
+                .map(|l| l.marks.len() * 24 + 48)
+                .sum::<usize>()
     }
 
     /// [`source_context`] of `text` (the text this index was built from), reading only the
-    /// lines it returns.
+    /// lines it returns and, on long lines, only the part it shows.
     pub fn context(
         &self,
         text: &str,
@@ -191,20 +300,29 @@ impl LineIndex {
         lines: usize,
     ) -> Option<SourceContext> {
         let index = usize::try_from(line.checked_sub(1)?).ok()?;
-        if index >= self.starts.len() {
+        if index >= self.count {
             return None;
         }
         let first = index.saturating_sub(lines);
-        let end_line = index + lines + 1;
-        let start = self.starts[first];
-        let end = self.starts.get(end_line).copied().unwrap_or(text.len());
-        let window = text.get(start..end.min(text.len()))?;
-        source_context(
-            window,
-            u32::try_from(index - first + 1).ok()?,
-            column,
-            lines,
-        )
+        let last = (index + lines).min(self.count - 1);
+        let utf16 = column.saturating_sub(1) as usize;
+        let current = self.line(text, index);
+        let context_line = if self.ascii[index] {
+            trim_ascii(current, utf16)
+        } else if let Some(long) = self.long.get(&index) {
+            long.trim(current, utf16)
+        } else {
+            trim_line(current, utf16_to_char_index(current, utf16 as u32))
+        };
+        Some(SourceContext {
+            pre_context: (first..index)
+                .map(|i| trim_head(self.line(text, i)))
+                .collect(),
+            context_line,
+            post_context: (index + 1..=last)
+                .map(|i| trim_head(self.line(text, i)))
+                .collect(),
+        })
     }
 }
 
@@ -232,6 +350,23 @@ mod line_index_tests {
             );
         }
         assert_eq!(trim_head(&long), trim_line(&long, 0));
+        // A long line with characters outside ASCII (and outside the BMP).
+        let wide: String = (0..30_000)
+            .map(|i| match i % 7 {
+                0 => 'é',
+                1 => '😀',
+                _ => 'x',
+            })
+            .collect();
+        let text = format!("a\n{wide}\nb");
+        let index = LineIndex::new(&text);
+        for column in [1, 60, 4_000, 20_000, 33_000, 40_000] {
+            assert_eq!(
+                index.context(&text, 2, column, 5),
+                source_context(&text, 2, column, 5),
+                "column {column}"
+            );
+        }
         for line in [1, 2, 5, 6, 20, 39, 40] {
             assert_eq!(
                 index.context(&text, line, 3, 5),

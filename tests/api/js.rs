@@ -129,7 +129,7 @@ fn score(o: &Value, response: &Value) -> Score {
     s
 }
 
-const BUNDLES: [&str; 8] = [
+const BUNDLES: [&str; 9] = [
     "esbuild",
     "esbuild-inline",
     "terser",
@@ -138,6 +138,7 @@ const BUNDLES: [&str; 8] = [
     "ts",
     "indexmap",
     "large",
+    "hermes",
 ];
 
 #[tokio::test]
@@ -650,4 +651,56 @@ async fn too_many_frames_is_a_clear_413() {
         .await;
     assert_eq!(r.status, 413);
     assert_eq!(r.error_code(), "too_many_frames");
+}
+
+#[tokio::test]
+async fn hermes_bytecode_positions_resolve_through_the_composed_map() {
+    let app = TestApp::new();
+    let o = oracle("hermes");
+    let b = &o["bytecode"];
+    let url = b["url"].as_str().unwrap();
+    app.upload_release(
+        "web",
+        "1.0",
+        None,
+        &[
+            (
+                url,
+                &fixture(&format!("js/{}", b["file"].as_str().unwrap())),
+            ),
+            (
+                &format!("{url}.map"),
+                &fixture(&format!("js/{}", b["map"].as_str().unwrap())),
+            ),
+        ],
+    )
+    .await
+    .ok();
+    let samples = b["sampled"].as_array().unwrap();
+    let frames: Vec<Value> = samples
+        .iter()
+        .map(|s| json!({"abs_path": abs(url), "lineno": s["line"], "colno": s["column"]}))
+        .collect();
+    let r = app
+        .post_json(
+            "/api/v1/projects/web/symbolicate/js",
+            &json!({"release": "1.0", "stacktraces": [{"frames": frames}]}),
+        )
+        .await
+        .ok()
+        .json();
+    let got = r["stacktraces"][0]["frames"].as_array().unwrap();
+    let misses: Vec<String> = samples
+        .iter()
+        .zip(got)
+        .filter(|(s, g)| g["lineno"] != s["original_line"] || g["colno"] != s["original_column"])
+        .map(|(s, g)| format!("{s} -> {}:{}", g["lineno"], g["colno"]))
+        .collect();
+    assert!(
+        misses.is_empty(),
+        "{} of {} bytecode samples differ:\n{}",
+        misses.len(),
+        samples.len(),
+        misses.join("\n")
+    );
 }
