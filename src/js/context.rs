@@ -333,7 +333,6 @@ mod line_index_tests {
     #[test]
     fn windowed_context_equals_full_context() {
         let text: String = (1..=40).map(|i| format!("line {i}\r\n")).collect();
-        let index = LineIndex::new(&text);
         let long: String = (0..2000)
             .map(|i| char::from(b'a' + (i % 26) as u8))
             .collect();
