@@ -335,3 +335,96 @@ fn collect_files(dir: &Path, out: &mut Vec<(PathBuf, u64, SystemTime)>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    fn caches(dir: &Path, quota: u64) -> Caches {
+        let mut config = Config {
+            data_dir: dir.to_owned(),
+            ..Config::default()
+        };
+        config.cache.disk_quota = quota;
+        Caches::new(&config, Store::in_memory())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_misses_build_once_and_disk_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Arc::new(caches(dir.path(), 1 << 30));
+        let builds = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (c, builds) = (c.clone(), builds.clone());
+                tokio::spawn(async move {
+                    c.get_or_build("js/v1/abc/def".into(), || async move {
+                        builds.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        Ok(b"cache bytes".to_vec())
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(&t.await.unwrap().unwrap()[..], b"cache bytes");
+        }
+        assert_eq!(builds.load(Ordering::SeqCst), 1);
+        // A new process finds it on disk: no build.
+        let c2 = caches(dir.path(), 1 << 30);
+        let got = c2
+            .get_or_build("js/v1/abc/def".into(), || async {
+                Err("must not build".into())
+            })
+            .await
+            .unwrap();
+        assert_eq!(&got[..], b"cache bytes");
+        // Failures are remembered, not rebuilt per request.
+        let fails = AtomicUsize::new(0);
+        for _ in 0..3 {
+            let r = c2
+                .get_or_build("js/v1/bad/x".into(), || async {
+                    fails.fetch_add(1, Ordering::SeqCst);
+                    Err("malformed".into())
+                })
+                .await;
+            assert_eq!(r.err().as_deref(), Some("malformed"));
+        }
+        assert_eq!(fails.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn the_disk_quota_evicts_least_recently_used_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = caches(dir.path(), 10_000);
+        for i in 0..5 {
+            c.get_or_build(format!("native/v1/{i}"), || async { Ok(vec![0u8; 3_000]) })
+                .await
+                .unwrap();
+            // Distinct modification times, oldest first.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let mut files = Vec::new();
+        collect_files(&dir.path().join("cache"), &mut files);
+        let total: u64 = files.iter().map(|(_, s, _)| s).sum();
+        assert!(
+            total <= 10_000,
+            "{total} bytes on disk over a 10000 byte quota"
+        );
+        let names: Vec<String> = files
+            .iter()
+            .map(|(p, _, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.contains(&"4".to_owned()),
+            "the newest stays: {names:?}"
+        );
+        assert!(
+            !names.contains(&"0".to_owned()),
+            "the oldest went: {names:?}"
+        );
+    }
+}

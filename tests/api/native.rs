@@ -487,3 +487,64 @@ async fn wasm_with_a_build_id_symbolicates_by_file_offset() {
     let rate = matched as f64 / samples.len() as f64;
     assert!(rate >= 0.995, "wasm: {matched}/{}", samples.len());
 }
+
+/// A source bundle as `sentry-cli debug-files bundle-sources` makes it (symbolic's writer),
+/// holding the C sources under the paths the DWARF names.
+fn source_bundle(debug_id: &str) -> Vec<u8> {
+    use symbolic::debuginfo::sourcebundle::{SourceBundleWriter, SourceFileInfo, SourceFileType};
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut w = SourceBundleWriter::start(&mut out).unwrap();
+    w.set_attribute("debug_id", debug_id);
+    w.set_attribute("object_name", "c_dwarf5");
+    w.set_attribute("arch", "x86_64");
+    for f in ["app.c", "util.c"] {
+        let mut info = SourceFileInfo::new();
+        info.set_ty(SourceFileType::Source);
+        info.set_path(format!("/build/src/c/{f}"));
+        let src = fixture(&format!("native/src/c/{f}"));
+        w.add_file(format!("build/src/c/{f}"), &src[..], info)
+            .unwrap();
+    }
+    w.finish().unwrap();
+    out.into_inner()
+}
+
+#[tokio::test]
+async fn source_bundles_give_source_context() {
+    let app = TestApp::new();
+    let o = oracle("c_dwarf5");
+    upload(&app, "c_dwarf5").await;
+    let v = app
+        .upload_debug_file(
+            "app",
+            "c_dwarf5.src.zip",
+            source_bundle(o["debug_id"].as_str().unwrap()),
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(v["debug_files"][0]["kind"], "sourcebundle", "{v}");
+    let sample = o["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "mid" && s["addr2line"][0]["file"] == "/build/src/c/app.c")
+        .unwrap();
+    let line = sample["addr2line"][0]["line"].as_u64().unwrap() as usize;
+    let r = app
+        .post_json("/api/v1/projects/app/symbolicate/native", &json!({
+            "modules": [{"type": "elf", "debug_id": o["debug_id"], "image_addr": format!("{IMAGE:#x}"), "image_size": 0x10000}],
+            "stacktraces": [{"frames": [{"instruction_addr": IMAGE + hex(&sample["addr"]), "adjust_instruction_addr": false}]}],
+        }))
+        .await
+        .ok()
+        .json();
+    let f = &r["stacktraces"][0]["frames"][0];
+    let src = String::from_utf8(fixture("native/src/c/app.c")).unwrap();
+    assert_eq!(f["context_line"].as_str(), src.lines().nth(line - 1), "{f}");
+    assert_eq!(
+        f["pre_context"].as_array().map(Vec::len),
+        Some(5.min(line - 1))
+    );
+    assert_eq!(r["modules"][0]["features"]["has_sources"], true);
+}
