@@ -3,44 +3,20 @@
 use std::path::Path;
 
 use serde_json::json;
-use tracemap::config::{Config, Scope, Secret, TokenConfig};
+use tracemap::config::{Scope, Secret, TokenConfig};
 
 use crate::common::*;
 
 const TOKEN: &str = "cli-test-token-0123456789";
 
-struct Server {
-    base: String,
-    state: tracemap::http::AppState,
-    _dir: tempfile::TempDir,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn server() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        data_dir: dir.path().to_owned(),
-        ..Config::default()
-    };
-    config.auth.tokens = vec![TokenConfig {
+async fn server() -> LiveServer {
+    LiveServer::start(vec![TokenConfig {
         name: "ci".into(),
         token: Secret(TOKEN.into()),
         scopes: vec![Scope::Upload, Scope::Symbolicate],
         projects: Some(vec!["web".into(), "app".into()]),
-    }];
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = tracemap::http::AppState::new(config).unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(tracemap::server::run(listener, state.clone(), async move {
-        let _ = rx.await;
-    }));
-    Server {
-        base,
-        state,
-        _dir: dir,
-        _shutdown: tx,
-    }
+    }])
+    .await
 }
 
 struct Out {
@@ -49,7 +25,7 @@ struct Out {
     stderr: String,
 }
 
-async fn tracemap(server: &Server, args: &[&str], cwd: &Path) -> Out {
+async fn tracemap(server: &LiveServer, args: &[&str], cwd: &Path) -> Out {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracemap"))
         .args(args)
         .current_dir(cwd)
@@ -79,11 +55,7 @@ fn ok(o: Out) -> Out {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inject_upload_skip_and_symbolicate_with_the_cli() {
     let server = server().await;
-    let app = TestApp {
-        state: server.state.clone(),
-        dir: tempfile::tempdir().unwrap(),
-        token: Some(TOKEN.into()),
-    };
+    let app = server.app(TOKEN);
     let build = tempfile::tempdir().unwrap();
     let dist = build.path().join("dist/static");
     std::fs::create_dir_all(&dist).unwrap();

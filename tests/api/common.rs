@@ -261,3 +261,48 @@ pub fn tiny_map(debug_id: Option<&str>) -> Vec<u8> {
     }
     serde_json::to_vec(&v).expect("json")
 }
+
+/// The real server on a loopback socket (for clients that speak HTTP themselves: our CLI,
+/// sentry-cli), stopped when dropped.
+pub struct LiveServer {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub base: String,
+    pub state: AppState,
+    _dir: tempfile::TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl LiveServer {
+    pub async fn start(tokens: Vec<tracemap::config::TokenConfig>) -> LiveServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        config.auth.tokens = tokens;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let state = AppState::new(config).expect("state");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(tracemap::server::run(listener, state.clone(), async move {
+            let _ = rx.await;
+        }));
+        LiveServer {
+            base,
+            state,
+            _dir: dir,
+            _shutdown: tx,
+        }
+    }
+
+    /// A `TestApp` over the same state, authenticating with `token`.
+    pub fn app(&self, token: &str) -> TestApp {
+        TestApp {
+            state: self.state.clone(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            token: Some(token.to_owned()),
+        }
+    }
+}

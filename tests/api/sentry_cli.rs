@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde_json::{json, Value};
-use tracemap::config::{Config, Scope, Secret, TokenConfig};
+use tracemap::config::{Scope, Secret, TokenConfig};
 
 use crate::common::*;
 
@@ -64,46 +64,18 @@ fn sentry_cli(version: &str) -> Option<PathBuf> {
     Some(bin)
 }
 
-struct Server {
-    base: String,
-    state: tracemap::http::AppState,
-    _dir: tempfile::TempDir,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn server() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        data_dir: dir.path().to_owned(),
-        ..Config::default()
+async fn server() -> LiveServer {
+    let token = |name: &str, token: &str, scopes: Vec<Scope>| TokenConfig {
+        name: name.into(),
+        token: Secret(token.into()),
+        scopes,
+        projects: None,
     };
-    config.auth.tokens = vec![
-        TokenConfig {
-            name: "ci".into(),
-            token: Secret(TOKEN.into()),
-            scopes: vec![Scope::Upload, Scope::Symbolicate],
-            projects: None,
-        },
-        TokenConfig {
-            name: "ingest".into(),
-            token: Secret(SYMBOLICATE_ONLY.into()),
-            scopes: vec![Scope::Symbolicate],
-            projects: None,
-        },
-    ];
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/", listener.local_addr().unwrap());
-    let state = tracemap::http::AppState::new(config).unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(tracemap::server::run(listener, state.clone(), async move {
-        let _ = rx.await;
-    }));
-    Server {
-        base,
-        state,
-        _dir: dir,
-        _shutdown: tx,
-    }
+    LiveServer::start(vec![
+        token("ci", TOKEN, vec![Scope::Upload, Scope::Symbolicate]),
+        token("ingest", SYMBOLICATE_ONLY, vec![Scope::Symbolicate]),
+    ])
+    .await
 }
 
 struct Run {
@@ -114,7 +86,7 @@ struct Run {
 
 async fn run(
     cli: &Path,
-    server: &Server,
+    server: &LiveServer,
     token: &str,
     project: &str,
     args: &[&str],
@@ -127,7 +99,7 @@ async fn run(
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home.path())
-        .env("SENTRY_URL", &server.base)
+        .env("SENTRY_URL", format!("{}/", server.base))
         .env("SENTRY_AUTH_TOKEN", token)
         .env("SENTRY_ORG", "acme")
         .env("SENTRY_PROJECT", project)
@@ -154,12 +126,8 @@ fn ok(r: Run) -> Run {
     r
 }
 
-fn app_of(server: &Server) -> TestApp {
-    TestApp {
-        state: server.state.clone(),
-        dir: tempfile::tempdir().unwrap(),
-        token: Some(TOKEN.into()),
-    }
+fn app_of(server: &LiveServer) -> TestApp {
+    server.app(TOKEN)
 }
 
 /// A build dir with the esbuild fixture (app.min.js + map), as a CI job would have it.
