@@ -548,3 +548,33 @@ async fn source_bundles_give_source_context() {
     );
     assert_eq!(r["modules"][0]["features"]["has_sources"], true);
 }
+
+#[tokio::test]
+async fn a_debug_file_that_fails_to_build_is_malformed_not_a_500() {
+    let app = TestApp::new();
+    let o = oracle("c_dwarf5");
+    // Headers intact (so the upload is accepted), DWARF unit headers destroyed.
+    let mut elf = fixture("native/out/c_dwarf5");
+    for b in &mut elf[0x30a7..0x30a7 + 0xa8e] {
+        *b = 0xff;
+    }
+    app.upload_debug_file("app", "c_dwarf5", elf).await.ok();
+    let r = app
+        .post_json("/api/v1/projects/app/symbolicate/native", &json!({
+            "modules": [{"type": "elf", "debug_id": o["debug_id"], "image_addr": format!("{IMAGE:#x}"), "image_size": 0x10000}],
+            "stacktraces": [{"frames": [{"instruction_addr": IMAGE + 0x1185}]}],
+        }))
+        .await
+        .ok()
+        .json();
+    let f = &r["stacktraces"][0]["frames"][0];
+    assert_eq!(f["status"], "malformed", "{r}");
+    assert!(
+        f["diagnostic"]
+            .as_str()
+            .unwrap()
+            .contains("could not be processed"),
+        "{f}"
+    );
+    assert_eq!(r["modules"][0]["debug_status"], "malformed");
+}
