@@ -130,6 +130,25 @@ impl TestApp {
         .await
     }
 
+    /// `POST …/symbolicate/js`, asserting success; the answer as JSON.
+    pub async fn js(&self, project: &str, body: &serde_json::Value) -> serde_json::Value {
+        self.post_json(&format!("/api/v1/projects/{project}/symbolicate/js"), body)
+            .await
+            .ok()
+            .json()
+    }
+
+    /// `POST …/symbolicate/native`, asserting success; the answer as JSON.
+    pub async fn native(&self, project: &str, body: &serde_json::Value) -> serde_json::Value {
+        self.post_json(
+            &format!("/api/v1/projects/{project}/symbolicate/native"),
+            body,
+        )
+        .await
+        .ok()
+        .json()
+    }
+
     pub async fn post_bytes(&self, uri: &str, bytes: Vec<u8>) -> Reply {
         self.send(req(Method::POST, uri, None, Body::from(bytes)))
             .await

@@ -149,14 +149,7 @@ async fn real_thrown_frames_resolve_exactly_in_every_bundle_kind() {
     for name in BUNDLES {
         upload_bundle(&app, "web", "1.0", name).await;
         let o = oracle(name);
-        let r = app
-            .post_json(
-                "/api/v1/projects/web/symbolicate/js",
-                &thrown_request(&o, Some("1.0")),
-            )
-            .await
-            .ok()
-            .json();
+        let r = app.js("web", &thrown_request(&o, Some("1.0"))).await;
         assert_eq!(r["status"], "completed");
         let s = score(&o, &r);
         assert_eq!(s.exact, s.frames, "{name}: {:#?}", s.misses);
@@ -194,11 +187,7 @@ async fn every_sampled_position_matches_trace_mapping() {
             .map(|s| json!({"abs_path": url, "lineno": s["line"], "colno": s["column"]}))
             .collect();
         let body = json!({"release": "1.0", "stacktraces": [{"frames": frames}], "options": {"apply_source_context": false}});
-        let r = app
-            .post_json("/api/v1/projects/web/symbolicate/js", &body)
-            .await
-            .ok()
-            .json();
+        let r = app.js("web", &body).await;
         let got = r["stacktraces"][0]["frames"].as_array().unwrap();
         let mut misses = Vec::new();
         let mut continuation = 0;
@@ -234,14 +223,7 @@ async fn source_context_in_app_and_resolution_data() {
     let app = TestApp::new();
     upload_bundle(&app, "web", "1.0", "esbuild").await;
     let o = oracle("esbuild");
-    let r = app
-        .post_json(
-            "/api/v1/projects/web/symbolicate/js",
-            &thrown_request(&o, Some("1.0")),
-        )
-        .await
-        .ok()
-        .json();
+    let r = app.js("web", &thrown_request(&o, Some("1.0"))).await;
     let frame = &r["stacktraces"][0]["frames"]
         .as_array()
         .unwrap()
@@ -295,14 +277,7 @@ async fn map_without_sources_content_uses_uploaded_originals() {
     let app = TestApp::new();
     upload_bundle(&app, "web", "1.0", "esbuild-nosc").await;
     let o = oracle("esbuild-nosc");
-    let r = app
-        .post_json(
-            "/api/v1/projects/web/symbolicate/js",
-            &thrown_request(&o, Some("1.0")),
-        )
-        .await
-        .ok()
-        .json();
+    let r = app.js("web", &thrown_request(&o, Some("1.0"))).await;
     let errors = r["errors"].as_array().unwrap();
     assert!(
         errors.iter().any(|e| e["type"] == "missing_source_content"),
@@ -332,14 +307,7 @@ async fn map_without_sources_content_uses_uploaded_originals() {
         .map(|(u, b)| (u.as_str(), b.as_slice()))
         .collect();
     app.upload_release("web", "1.0", None, &refs).await.ok();
-    let r = app
-        .post_json(
-            "/api/v1/projects/web/symbolicate/js",
-            &thrown_request(&o, Some("1.0")),
-        )
-        .await
-        .ok()
-        .json();
+    let r = app.js("web", &thrown_request(&o, Some("1.0"))).await;
     assert!(
         r["errors"]
             .as_array()
@@ -362,11 +330,7 @@ async fn debug_id_path_resolves_without_release_and_wins_over_url() {
     upload_bundle(&app, "web", "other-release", "debugid").await;
     let mut req = thrown_request(&o, None);
     req["modules"] = json!([{"type": "sourcemap", "code_file": abs(o["url"].as_str().unwrap()), "debug_id": id}]);
-    let r = app
-        .post_json("/api/v1/projects/web/symbolicate/js", &req)
-        .await
-        .ok()
-        .json();
+    let r = app.js("web", &req).await;
     let s = score(&o, &r);
     assert_eq!(s.exact, s.frames, "{:#?}", s.misses);
     assert_eq!(
@@ -391,14 +355,7 @@ async fn minified_file_absent_but_sibling_map_present_still_resolves() {
     )
     .await
     .ok();
-    let r = app
-        .post_json(
-            "/api/v1/projects/web/symbolicate/js",
-            &thrown_request(&o, Some("1.0")),
-        )
-        .await
-        .ok()
-        .json();
+    let r = app.js("web", &thrown_request(&o, Some("1.0"))).await;
     let s = score(&o, &r);
     assert_eq!(s.exact, s.frames, "{:#?}", s.misses);
 }
@@ -410,11 +367,7 @@ async fn reupload_takes_effect_on_the_next_request() {
     let url = o["url"].as_str().unwrap().to_owned();
     let req = thrown_request(&o, Some("1.0"));
     // First a miss: nothing uploaded. The negative answer must not outlive the upload.
-    let r = app
-        .post_json("/api/v1/projects/web/symbolicate/js", &req)
-        .await
-        .ok()
-        .json();
+    let r = app.js("web", &req).await;
     assert_eq!(r["errors"][0]["type"], "missing_source");
     // Upload the terser build's map under the esbuild URL: valid, but wrong for these frames.
     app.upload_release(
@@ -431,11 +384,7 @@ async fn reupload_takes_effect_on_the_next_request() {
     )
     .await
     .ok();
-    let r1 = app
-        .post_json("/api/v1/projects/web/symbolicate/js", &req)
-        .await
-        .ok()
-        .json();
+    let r1 = app.js("web", &req).await;
     assert!(score(&o, &r1).exact < score(&o, &r1).frames);
     // Re-upload the right map: the very next request uses it.
     app.upload_release(
@@ -449,11 +398,7 @@ async fn reupload_takes_effect_on_the_next_request() {
     )
     .await
     .ok();
-    let r2 = app
-        .post_json("/api/v1/projects/web/symbolicate/js", &req)
-        .await
-        .ok()
-        .json();
+    let r2 = app.js("web", &req).await;
     let s = score(&o, &r2);
     assert_eq!(s.exact, s.frames, "{:#?}", s.misses);
 }
@@ -468,15 +413,13 @@ async fn every_error_type_says_why() {
         .ok();
     let frame = |path: &str, line: u32, col: Option<u32>| json!({"abs_path": path, "lineno": line, "colno": col});
     let r = app
-        .post_json(
-            "/api/v1/projects/web/symbolicate/js",
+        .js(
+            "web",
             &json!({"release": "1.0", "stacktraces": [{"frames": [
                 frame("https://cdn.example.com/static/app.min.js?v=3#x", 1, Some(10)),
             ]}]}),
         )
-        .await
-        .ok()
-        .json();
+        .await;
     let e = &r["errors"][0];
     assert_eq!(e["type"], "missing_source");
     let d = e["diagnostic"].as_str().unwrap();
@@ -499,10 +442,7 @@ async fn every_error_type_says_why() {
 
     // missing_sourcemap: the file is there, its map is not.
     let r = app
-        .post_json("/api/v1/projects/web/symbolicate/js", &json!({"release": "1.0", "stacktraces": [{"frames": [frame("~/assets/app.min.js", 1, Some(10))]}]}))
-        .await
-        .ok()
-        .json();
+        .js("web", &json!({"release": "1.0", "stacktraces": [{"frames": [frame("~/assets/app.min.js", 1, Some(10))]}]})).await;
     assert_eq!(r["errors"][0]["type"], "missing_sourcemap");
     assert!(r["errors"][0]["diagnostic"]
         .as_str()
@@ -522,10 +462,7 @@ async fn every_error_type_says_why() {
     .await
     .ok();
     let r = app
-        .post_json("/api/v1/projects/web/symbolicate/js", &json!({"release": "1.0", "stacktraces": [{"frames": [frame("~/assets/app.min.js", 1, Some(10))]}]}))
-        .await
-        .ok()
-        .json();
+        .js("web", &json!({"release": "1.0", "stacktraces": [{"frames": [frame("~/assets/app.min.js", 1, Some(10))]}]})).await;
     assert_eq!(
         r["errors"][0]["type"], "malformed_sourcemap",
         "{}",
@@ -561,27 +498,22 @@ async fn every_error_type_says_why() {
     .await
     .ok();
     let r = app
-        .post_json("/api/v1/projects/web/symbolicate/js", &json!({"release": "1.0", "stacktraces": [{"frames": [frame("~/inline.js", 1, Some(1))]}]}))
-        .await
-        .ok()
-        .json();
+        .js("web", &json!({"release": "1.0", "stacktraces": [{"frames": [frame("~/inline.js", 1, Some(1))]}]})).await;
     assert_eq!(
         r["errors"][0]["type"], "invalid_base64_sourcemap",
         "{}",
         r["errors"]
     );
     let r = app
-        .post_json(
-            "/api/v1/projects/web/symbolicate/js",
+        .js(
+            "web",
             &json!({"release": "2.0", "stacktraces": [{"frames": [
                 frame("~/app.js", 1, None),
                 frame("~/app.js", 500, Some(1)),
                 frame("~/app.js", 1, Some(1)),
             ]}]}),
         )
-        .await
-        .ok()
-        .json();
+        .await;
     let types: Vec<&str> = r["errors"]
         .as_array()
         .unwrap()
@@ -618,13 +550,10 @@ async fn unknown_fields_are_accepted_and_frames_keep_theirs() {
     .await
     .ok();
     let r = app
-        .post_json("/api/v1/projects/web/symbolicate/js", &json!({
+        .js("web", &json!({
             "release": "2.0", "future_field": {"x": 1}, "sources": [], "scraping": {"enabled": false},
             "stacktraces": [{"frames": [{"abs_path": "~/app.js", "lineno": 1, "colno": 1, "vars": {"a": 1}, "platform": "javascript"}], "registers": {}}],
-        }))
-        .await
-        .ok()
-        .json();
+        })).await;
     let f = &r["stacktraces"][0]["frames"][0];
     assert_eq!(f["data"]["symbolicated"], true);
     assert_eq!(f["vars"], json!({"a": 1}));
@@ -682,13 +611,11 @@ async fn hermes_bytecode_positions_resolve_through_the_composed_map() {
         .map(|s| json!({"abs_path": abs(url), "lineno": s["line"], "colno": s["column"]}))
         .collect();
     let r = app
-        .post_json(
-            "/api/v1/projects/web/symbolicate/js",
+        .js(
+            "web",
             &json!({"release": "1.0", "stacktraces": [{"frames": frames}]}),
         )
-        .await
-        .ok()
-        .json();
+        .await;
     let got = r["stacktraces"][0]["frames"].as_array().unwrap();
     let misses: Vec<String> = samples
         .iter()

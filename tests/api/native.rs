@@ -81,11 +81,7 @@ async fn check(app: &TestApp, oracle_name: &str, module_type: &str) -> (usize, u
         "stacktraces": [{"frames": frames}],
         "options": {"apply_source_context": false},
     });
-    let r = app
-        .post_json("/api/v1/projects/app/symbolicate/native", &body)
-        .await
-        .ok()
-        .json();
+    let r = app.native("app", &body).await;
     assert_eq!(
         r["modules"][0]["debug_status"], "found",
         "{oracle_name}: {}",
@@ -267,11 +263,7 @@ async fn statuses_inlines_caller_adjustment_and_module_list() {
             {"instruction_addr": "0x10", "addr_mode": "rel:9"},
         ]}],
     });
-    let r = app
-        .post_json("/api/v1/projects/app/symbolicate/native", &body)
-        .await
-        .ok()
-        .json();
+    let r = app.native("app", &body).await;
     let frames = r["stacktraces"][0]["frames"].as_array().unwrap();
     let by_index = |i: usize| {
         frames
@@ -369,16 +361,13 @@ async fn garbage_addresses_and_huge_requests_are_4xx() {
     upload(&app, "c_dwarf5").await;
     let o = oracle("c_dwarf5");
     let r = app
-        .post_json("/api/v1/projects/app/symbolicate/native", &json!({
+        .native("app", &json!({
             "modules": [
                 {"type": "elf", "debug_id": "00000000-0000-0000-0000-000000000001", "image_addr": IMAGE - 0x1000, "image_size": 0x100000},
                 {"type": "elf", "debug_id": o["debug_id"], "image_addr": IMAGE, "image_size": 0x10000},
             ],
             "stacktraces": [{"frames": [{"instruction_addr": IMAGE + 0x1185, "adjust_instruction_addr": false}]}],
-        }))
-        .await
-        .ok()
-        .json();
+        })).await;
     assert_eq!(r["stacktraces"][0]["frames"][0]["status"], "symbolicated");
     // Symbolicator's alias.
     let r = app
@@ -451,13 +440,10 @@ async fn wasm_with_a_build_id_symbolicates_by_file_offset() {
         .map(|s| json!({"instruction_addr": hex(&s["addr"]) + payload, "adjust_instruction_addr": false}))
         .collect();
     let r = app
-        .post_json("/api/v1/projects/app/symbolicate/native", &json!({
+        .native("app", &json!({
             "modules": [{"type": "wasm", "debug_id": f["debug_id"], "code_id": build_id, "image_addr": 0, "image_size": wasm.len()}],
             "stacktraces": [{"frames": frames}],
-        }))
-        .await
-        .ok()
-        .json();
+        })).await;
     let out = r["stacktraces"][0]["frames"].as_array().unwrap();
     let mut matched = 0;
     for (i, s) in samples.iter().enumerate() {
@@ -532,13 +518,10 @@ async fn source_bundles_give_source_context() {
         .unwrap();
     let line = sample["addr2line"][0]["line"].as_u64().unwrap() as usize;
     let r = app
-        .post_json("/api/v1/projects/app/symbolicate/native", &json!({
+        .native("app", &json!({
             "modules": [{"type": "elf", "debug_id": o["debug_id"], "image_addr": format!("{IMAGE:#x}"), "image_size": 0x10000}],
             "stacktraces": [{"frames": [{"instruction_addr": IMAGE + hex(&sample["addr"]), "adjust_instruction_addr": false}]}],
-        }))
-        .await
-        .ok()
-        .json();
+        })).await;
     let f = &r["stacktraces"][0]["frames"][0];
     let src = String::from_utf8(fixture("native/src/c/app.c")).unwrap();
     assert_eq!(f["context_line"].as_str(), src.lines().nth(line - 1), "{f}");
@@ -560,13 +543,10 @@ async fn a_debug_file_that_fails_to_build_is_malformed_not_a_500() {
     }
     app.upload_debug_file("app", "c_dwarf5", elf).await.ok();
     let r = app
-        .post_json("/api/v1/projects/app/symbolicate/native", &json!({
+        .native("app", &json!({
             "modules": [{"type": "elf", "debug_id": o["debug_id"], "image_addr": format!("{IMAGE:#x}"), "image_size": 0x10000}],
             "stacktraces": [{"frames": [{"instruction_addr": IMAGE + 0x1185}]}],
-        }))
-        .await
-        .ok()
-        .json();
+        })).await;
     let f = &r["stacktraces"][0]["frames"][0];
     assert_eq!(f["status"], "malformed", "{r}");
     assert!(

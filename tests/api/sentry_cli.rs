@@ -78,6 +78,18 @@ async fn server() -> LiveServer {
     .await
 }
 
+/// One sentry-cli binary pointed at one server.
+struct Shell<'a> {
+    cli: &'a Path,
+    server: &'a LiveServer,
+}
+
+impl Shell<'_> {
+    async fn run(&self, token: &str, project: &str, cwd: &Path, args: &[&str]) -> Run {
+        run(self.cli, self.server, token, project, args, cwd).await
+    }
+}
+
 struct Run {
     ok: bool,
     stdout: String,
@@ -160,11 +172,7 @@ async fn exact_frames(
         if let Some(id) = debug_id {
             body["modules"] = json!([{"type": "sourcemap", "code_file": url, "debug_id": id}]);
         }
-        let r = app
-            .post_json(&format!("/api/v1/projects/{project}/symbolicate/js"), &body)
-            .await
-            .ok()
-            .json();
+        let r = app.js(project, &body).await;
         for (w, g) in want
             .iter()
             .zip(r["stacktraces"][0]["frames"].as_array().unwrap())
@@ -191,19 +199,17 @@ async fn sentry_cli_3_sourcemaps_inject_upload_and_symbolicate() {
         return;
     };
     let server = server().await;
+    let sh = Shell {
+        cli: &cli,
+        server: &server,
+    };
     let app = app_of(&server);
     let dist_dir = build_dir();
     let dir = dist_dir.path();
 
-    ok(run(
-        &cli,
-        &server,
-        TOKEN,
-        "web",
-        &["sourcemaps", "inject", "."],
-        dir,
-    )
-    .await);
+    ok(sh
+        .run(TOKEN, "web", dir, &["sourcemaps", "inject", "."])
+        .await);
     // sentry-cli's injection is what the fixture recorded (same tool, same input).
     assert_eq!(
         std::fs::read(dir.join("app.min.js")).unwrap(),
@@ -215,24 +221,23 @@ async fn sentry_cli_3_sourcemaps_inject_upload_and_symbolicate() {
         .to_owned();
 
     // Release + dist, waiting for processing.
-    let r = ok(run(
-        &cli,
-        &server,
-        TOKEN,
-        "web",
-        &[
-            "sourcemaps",
-            "upload",
-            "--release",
-            "1.0.0",
-            "--dist",
-            "web-7",
-            "--wait",
-            ".",
-        ],
-        dir,
-    )
-    .await);
+    let r = ok(sh
+        .run(
+            TOKEN,
+            "web",
+            dir,
+            &[
+                "sourcemaps",
+                "upload",
+                "--release",
+                "1.0.0",
+                "--dist",
+                "web-7",
+                "--wait",
+                ".",
+            ],
+        )
+        .await);
     assert!(
         r.stdout.contains("File processing complete")
             || r.stderr.contains("File processing complete"),
@@ -262,23 +267,22 @@ async fn sentry_cli_3_sourcemaps_inject_upload_and_symbolicate() {
     assert_eq!(exact, total, "debug-ID path");
 
     // Identical content again: nothing to upload.
-    let r = ok(run(
-        &cli,
-        &server,
-        TOKEN,
-        "web",
-        &[
-            "sourcemaps",
-            "upload",
-            "--release",
-            "1.0.0",
-            "--dist",
-            "web-7",
-            ".",
-        ],
-        dir,
-    )
-    .await);
+    let r = ok(sh
+        .run(
+            TOKEN,
+            "web",
+            dir,
+            &[
+                "sourcemaps",
+                "upload",
+                "--release",
+                "1.0.0",
+                "--dist",
+                "web-7",
+                ".",
+            ],
+        )
+        .await);
     assert!(
         format!("{}{}", r.stdout, r.stderr).contains("Nothing to upload"),
         "{}{}",
@@ -287,15 +291,9 @@ async fn sentry_cli_3_sourcemaps_inject_upload_and_symbolicate() {
     );
 
     // No release, debug IDs only, no --wait (assembly starts on the first complete call).
-    ok(run(
-        &cli,
-        &server,
-        TOKEN,
-        "web2",
-        &["sourcemaps", "upload", "."],
-        dir,
-    )
-    .await);
+    ok(sh
+        .run(TOKEN, "web2", dir, &["sourcemaps", "upload", "."])
+        .await);
     let mut done = false;
     for _ in 0..100 {
         if exact_frames(
@@ -317,28 +315,27 @@ async fn sentry_cli_3_sourcemaps_inject_upload_and_symbolicate() {
     assert!(done, "debug-ID-only upload never became visible");
 
     // --url-prefix, and several projects at once.
-    ok(run(
-        &cli,
-        &server,
-        TOKEN,
-        "web",
-        &[
-            "sourcemaps",
-            "upload",
-            "--release",
-            "2.0.0",
-            "--url-prefix",
-            "~/static/js",
-            "-p",
+    ok(sh
+        .run(
+            TOKEN,
             "web",
-            "-p",
-            "admin",
-            "--wait",
-            ".",
-        ],
-        dir,
-    )
-    .await);
+            dir,
+            &[
+                "sourcemaps",
+                "upload",
+                "--release",
+                "2.0.0",
+                "--url-prefix",
+                "~/static/js",
+                "-p",
+                "web",
+                "-p",
+                "admin",
+                "--wait",
+                ".",
+            ],
+        )
+        .await);
     for project in ["web", "admin"] {
         let (exact, total) = exact_frames(
             &app,
@@ -366,15 +363,14 @@ async fn sentry_cli_3_sourcemaps_inject_upload_and_symbolicate() {
     );
 
     // A token without the upload scope: sentry-cli prints our detail and fails.
-    let r = run(
-        &cli,
-        &server,
-        SYMBOLICATE_ONLY,
-        "web",
-        &["sourcemaps", "upload", "--release", "9.9.9", "."],
-        dir,
-    )
-    .await;
+    let r = sh
+        .run(
+            SYMBOLICATE_ONLY,
+            "web",
+            dir,
+            &["sourcemaps", "upload", "--release", "9.9.9", "."],
+        )
+        .await;
     assert!(!r.ok);
     assert!(
         r.stderr.contains("403") && r.stderr.contains("lacks the") && r.stderr.contains("upload"),
@@ -389,18 +385,21 @@ async fn sentry_cli_3_debug_files_upload_and_symbolicate() {
         return;
     };
     let server = server().await;
+    let sh = Shell {
+        cli: &cli,
+        server: &server,
+    };
     let app = app_of(&server);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("c_dwarf5"), fixture("native/out/c_dwarf5")).unwrap();
-    let r = ok(run(
-        &cli,
-        &server,
-        TOKEN,
-        "native",
-        &["debug-files", "upload", "--wait", "."],
-        dir.path(),
-    )
-    .await);
+    let r = ok(sh
+        .run(
+            TOKEN,
+            "native",
+            dir.path(),
+            &["debug-files", "upload", "--wait", "."],
+        )
+        .await);
     let o: Value = serde_json::from_slice(&fixture("native/oracle/c_dwarf5.json")).unwrap();
     assert!(
         r.stdout.contains(o["debug_id"].as_str().unwrap())
@@ -410,15 +409,14 @@ async fn sentry_cli_3_debug_files_upload_and_symbolicate() {
         r.stderr
     );
     // Again: nothing to upload.
-    let r = ok(run(
-        &cli,
-        &server,
-        TOKEN,
-        "native",
-        &["debug-files", "upload", "--wait", "."],
-        dir.path(),
-    )
-    .await);
+    let r = ok(sh
+        .run(
+            TOKEN,
+            "native",
+            dir.path(),
+            &["debug-files", "upload", "--wait", "."],
+        )
+        .await);
     assert!(
         format!("{}{}", r.stdout, r.stderr).contains("Nothing to upload"),
         "{}{}",
@@ -438,15 +436,14 @@ async fn sentry_cli_3_debug_files_upload_and_symbolicate() {
         fixture("native/out/c_dwarf5.debug"),
     )
     .unwrap();
-    ok(run(
-        &cli,
-        &server,
-        TOKEN,
-        "native2",
-        &["debug-files", "upload", "--include-sources", "--wait", "."],
-        dir2.path(),
-    )
-    .await);
+    ok(sh
+        .run(
+            TOKEN,
+            "native2",
+            dir2.path(),
+            &["debug-files", "upload", "--include-sources", "--wait", "."],
+        )
+        .await);
 
     for project in ["native", "native2"] {
         let inlined = o["samples"]
@@ -464,14 +461,7 @@ async fn sentry_cli_3_debug_files_upload_and_symbolicate() {
             "modules": [{"type": "elf", "debug_id": o["debug_id"], "code_id": o["code_id"], "image_addr": "0x555500000000", "image_size": 65536}],
             "stacktraces": [{"frames": [{"instruction_addr": format!("{:#x}", 0x5555_0000_0000u64 + addr)}]}],
         });
-        let r = app
-            .post_json(
-                &format!("/api/v1/projects/{project}/symbolicate/native"),
-                &body,
-            )
-            .await
-            .ok()
-            .json();
+        let r = app.native(project, &body).await;
         let frames = r["stacktraces"][0]["frames"].as_array().unwrap();
         let want = inlined["addr2line"].as_array().unwrap();
         assert_eq!(frames.len(), want.len(), "{project}: {frames:?}");
@@ -488,76 +478,54 @@ async fn sentry_cli_3_releases() {
         return;
     };
     let server = server().await;
+    let sh = Shell {
+        cli: &cli,
+        server: &server,
+    };
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
-    ok(run(
-        &cli,
-        &server,
-        TOKEN,
-        "web",
-        &["releases", "new", "3.0.0"],
-        dir,
-    )
-    .await);
-    ok(run(
-        &cli,
-        &server,
-        TOKEN,
-        "web",
-        &["releases", "new", "3.0.0"],
-        dir,
-    )
-    .await);
-    ok(run(
-        &cli,
-        &server,
-        TOKEN,
-        "web",
-        &["releases", "finalize", "3.0.0"],
-        dir,
-    )
-    .await);
-    ok(run(
-        &cli,
-        &server,
-        TOKEN,
-        "web",
-        &[
-            "releases",
-            "new",
-            "my-app@3.0.1+build.7",
-            "--finalize",
-            "--url",
-            "https://example.com/r/3.0.1",
-        ],
-        dir,
-    )
-    .await);
-    let info = ok(run(
-        &cli,
-        &server,
-        TOKEN,
-        "web",
-        &["releases", "info", "3.0.0"],
-        dir,
-    )
-    .await);
+    ok(sh
+        .run(TOKEN, "web", dir, &["releases", "new", "3.0.0"])
+        .await);
+    ok(sh
+        .run(TOKEN, "web", dir, &["releases", "new", "3.0.0"])
+        .await);
+    ok(sh
+        .run(TOKEN, "web", dir, &["releases", "finalize", "3.0.0"])
+        .await);
+    ok(sh
+        .run(
+            TOKEN,
+            "web",
+            dir,
+            &[
+                "releases",
+                "new",
+                "my-app@3.0.1+build.7",
+                "--finalize",
+                "--url",
+                "https://example.com/r/3.0.1",
+            ],
+        )
+        .await);
+    let info = ok(sh
+        .run(TOKEN, "web", dir, &["releases", "info", "3.0.0"])
+        .await);
     assert!(info.stdout.contains("3.0.0"), "{}", info.stdout);
-    let list = ok(run(&cli, &server, TOKEN, "web", &["releases", "list"], dir).await);
+    let list = ok(sh.run(TOKEN, "web", dir, &["releases", "list"]).await);
     assert!(
         list.stdout.contains("3.0.0") && list.stdout.contains("my-app@3.0.1+build.7"),
         "{}",
         list.stdout
     );
-    let missing = run(
-        &cli,
-        &server,
-        TOKEN,
-        "web",
-        &["releases", "finalize", "does-not-exist"],
-        dir,
-    )
-    .await;
+    let missing = sh
+        .run(
+            TOKEN,
+            "web",
+            dir,
+            &["releases", "finalize", "does-not-exist"],
+        )
+        .await;
     assert!(!missing.ok);
     assert!(
         missing.stderr.contains("Release not found"),
@@ -572,56 +540,45 @@ async fn sentry_cli_2_project_releases_and_upload_sourcemaps() {
         return;
     };
     let server = server().await;
+    let sh = Shell {
+        cli: &cli,
+        server: &server,
+    };
     let app = app_of(&server);
     let build = build_dir();
     let dir = build.path();
-    ok(run(
-        &cli,
-        &server,
-        TOKEN,
-        "web",
-        &["releases", "new", "4.0.2"],
-        dir,
-    )
-    .await);
-    ok(run(
-        &cli,
-        &server,
-        TOKEN,
-        "web",
-        &["releases", "finalize", "4.0.2"],
-        dir,
-    )
-    .await);
-    ok(run(
-        &cli,
-        &server,
-        TOKEN,
-        "web",
-        &[
-            "releases",
-            "files",
-            "4.0.2",
-            "upload-sourcemaps",
-            "--wait",
-            ".",
-        ],
-        dir,
-    )
-    .await);
+    ok(sh
+        .run(TOKEN, "web", dir, &["releases", "new", "4.0.2"])
+        .await);
+    ok(sh
+        .run(TOKEN, "web", dir, &["releases", "finalize", "4.0.2"])
+        .await);
+    ok(sh
+        .run(
+            TOKEN,
+            "web",
+            dir,
+            &[
+                "releases",
+                "files",
+                "4.0.2",
+                "upload-sourcemaps",
+                "--wait",
+                ".",
+            ],
+        )
+        .await);
     // Plain (not injected) esbuild output: positions as in the esbuild oracle.
     let o = crate::js::oracle("esbuild");
     let t = &o["thrown"][0];
     let want: Vec<&Value> = t["frames"].as_array().unwrap().iter().rev().collect();
     let frames: Vec<Value> = want.iter().map(|f| json!({"abs_path": "https://cdn.example.com/app.min.js", "lineno": f["minified"]["line"], "colno": f["minified"]["column"]})).collect();
     let r = app
-        .post_json(
-            "/api/v1/projects/web/symbolicate/js",
+        .js(
+            "web",
             &json!({"release": "4.0.2", "stacktraces": [{"frames": frames}]}),
         )
-        .await
-        .ok()
-        .json();
+        .await;
     for (w, g) in want
         .iter()
         .zip(r["stacktraces"][0]["frames"].as_array().unwrap())
@@ -636,15 +593,9 @@ async fn sentry_cli_2_project_releases_and_upload_sourcemaps() {
         );
     }
     // 2.x with injected debug IDs (it writes `debug_id` into maps).
-    ok(run(
-        &cli,
-        &server,
-        TOKEN,
-        "web",
-        &["sourcemaps", "inject", "."],
-        dir,
-    )
-    .await);
+    ok(sh
+        .run(TOKEN, "web", dir, &["sourcemaps", "inject", "."])
+        .await);
     let map: Value =
         serde_json::from_slice(&std::fs::read(dir.join("app.min.js.map")).unwrap()).unwrap();
     let id = map["debug_id"]
@@ -652,15 +603,14 @@ async fn sentry_cli_2_project_releases_and_upload_sourcemaps() {
         .or(map["debugId"].as_str())
         .unwrap()
         .to_owned();
-    ok(run(
-        &cli,
-        &server,
-        TOKEN,
-        "web",
-        &["sourcemaps", "upload", "--release", "4.0.3", "--wait", "."],
-        dir,
-    )
-    .await);
+    ok(sh
+        .run(
+            TOKEN,
+            "web",
+            dir,
+            &["sourcemaps", "upload", "--release", "4.0.3", "--wait", "."],
+        )
+        .await);
     let files = app
         .get("/api/v1/projects/web/releases/4.0.3/files")
         .await

@@ -154,12 +154,9 @@ async fn chunks_are_verified_deduplicated_and_survive_a_restart() {
     assert_eq!(assemble(&again, &checksum, &chunks).await["state"], "ok");
     // And the bundle is symbolicated by debug ID.
     let r = again
-        .post_json("/api/v1/projects/web/symbolicate/js", &json!({
+        .js("web", &json!({
             "modules": [{"type": "sourcemap", "code_file": "https://x/app.js", "debug_id": "484570ef-db1c-57a4-b927-ecdac3a2aa7a"}],
-            "stacktraces": [{"frames": [{"abs_path": "https://x/app.js", "lineno": 1, "colno": 1}]}]}))
-        .await
-        .ok()
-        .json();
+            "stacktraces": [{"frames": [{"abs_path": "https://x/app.js", "lineno": 1, "colno": 1}]}]})).await;
     assert_eq!(r["stacktraces"][0]["frames"][0]["lineno"], 10);
     assert_eq!(
         r["stacktraces"][0]["frames"][0]["data"]["resolved_with"],
