@@ -34,9 +34,38 @@ impl std::ops::Deref for CacheBytes {
     }
 }
 
-/// A build's outcome. Failures are cached too: the inputs are content-addressed, so the
-/// same inputs fail the same way until the builder's format version changes.
-pub type Built = Result<Arc<CacheBytes>, Arc<str>>;
+/// Why a derived cache could not be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildError {
+    /// The inputs cannot be indexed (malformed, over a limit). Remembered: the inputs are
+    /// content-addressed, so the same inputs fail the same way until the builder's format
+    /// version changes.
+    Invalid(Arc<str>),
+    /// The inputs could not be read (store or local I/O). Not remembered: the next request
+    /// tries again.
+    Unavailable(Arc<str>),
+}
+
+impl BuildError {
+    pub fn invalid(e: impl std::fmt::Display) -> Self {
+        BuildError::Invalid(Arc::from(e.to_string()))
+    }
+    pub fn unavailable(e: impl std::fmt::Display) -> Self {
+        BuildError::Unavailable(Arc::from(e.to_string()))
+    }
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BuildError::Invalid(m) => f.write_str(m),
+            BuildError::Unavailable(m) => write!(f, "inputs could not be read: {m}"),
+        }
+    }
+}
+
+/// A build's outcome.
+pub type Built = Result<Arc<CacheBytes>, BuildError>;
 
 pub struct Caches {
     dir: PathBuf,
@@ -66,7 +95,7 @@ impl Caches {
                 .weigher(|k: &String, v: &Built| {
                     let size = match v {
                         Ok(b) => b.len(),
-                        Err(e) => e.len(),
+                        Err(e) => e.to_string().len(),
                     };
                     (size + k.len() + 64).min(u32::MAX as usize) as u32
                 })
@@ -98,7 +127,7 @@ impl Caches {
     pub async fn get_or_build<F, Fut>(&self, key: String, build: F) -> Built
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<Vec<u8>, String>>,
+        Fut: std::future::Future<Output = Result<Vec<u8>, BuildError>>,
     {
         let m = crate::metrics::global();
         let kind = cache_kind(&key);
@@ -112,8 +141,9 @@ impl Caches {
             return hit;
         }
         let path = self.path_for(&key);
-        self.memory
-            .get_with(key.clone(), async {
+        let outcome = self
+            .memory
+            .try_get_with(key.clone(), async {
                 if let Ok(bytes) = Mapped::open(&path) {
                     touch(&path);
                     m.cache_lookups
@@ -122,7 +152,7 @@ impl Caches {
                             result: "disk",
                         })
                         .inc();
-                    return Ok(Arc::new(CacheBytes { bytes }));
+                    return Ok(Ok(Arc::new(CacheBytes { bytes })));
                 }
                 let _permit = self.builders.acquire().await;
                 m.cache_lookups
@@ -135,20 +165,28 @@ impl Caches {
                     .get_or_create(&crate::metrics::KindLabel { kind })
                     .inc();
                 let started = std::time::Instant::now();
-                let bytes = build().await.map_err(|e| Arc::<str>::from(e.as_str()))?;
+                let bytes = match build().await {
+                    Ok(bytes) => bytes,
+                    Err(BuildError::Unavailable(e)) => return Err(e),
+                    Err(invalid) => return Ok(Err(invalid)),
+                };
                 tracing::debug!(key, size = bytes.len(), ms = started.elapsed().as_millis() as u64, "built cache");
-                self.write(&path, &bytes)
+                let cached = self
+                    .write(&path, &bytes)
                     .and_then(|()| Mapped::open(&path))
                     .map(|bytes| Arc::new(CacheBytes { bytes }))
-                    .or_else(|e| {
+                    .unwrap_or_else(|e| {
                         // A full or read-only disk must not stop lookups: keep it in memory.
                         tracing::warn!(error = %e, path = %path.display(), "cannot write cache file");
-                        Ok::<_, Arc<str>>(Arc::new(CacheBytes {
+                        Arc::new(CacheBytes {
                             bytes: Mapped::owned(bytes),
-                        }))
-                    })
+                        })
+                    });
+                Ok::<Built, Arc<str>>(Ok(cached))
             })
-            .await
+            .await;
+        // Unavailable inputs are not cached (moka keeps no entry for an error).
+        outcome.unwrap_or_else(|e| Err(BuildError::Unavailable(Arc::from(e.to_string()))))
     }
 
     fn path_for(&self, key: &str) -> PathBuf {
@@ -377,7 +415,7 @@ mod tests {
         let c2 = caches(dir.path(), 1 << 30);
         let got = c2
             .get_or_build("js/v1/abc/def".into(), || async {
-                Err("must not build".into())
+                Err(BuildError::invalid("must not build"))
             })
             .await
             .unwrap();
@@ -388,12 +426,24 @@ mod tests {
             let r = c2
                 .get_or_build("js/v1/bad/x".into(), || async {
                     fails.fetch_add(1, Ordering::SeqCst);
-                    Err("malformed".into())
+                    Err(BuildError::invalid("malformed"))
                 })
                 .await;
-            assert_eq!(r.err().as_deref(), Some("malformed"));
+            assert_eq!(r.err(), Some(BuildError::invalid("malformed")));
         }
         assert_eq!(fails.load(Ordering::SeqCst), 1);
+        // A store that did not answer is asked again next time.
+        let tries = AtomicUsize::new(0);
+        for _ in 0..3 {
+            let r = c2
+                .get_or_build("js/v1/flaky/x".into(), || async {
+                    tries.fetch_add(1, Ordering::SeqCst);
+                    Err(BuildError::unavailable("store timed out"))
+                })
+                .await;
+            assert!(matches!(r, Err(BuildError::Unavailable(_))));
+        }
+        assert_eq!(tries.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::caches::{Built, CacheBytes};
+use crate::caches::{BuildError, Built, CacheBytes};
 use crate::error::ApiError;
 use crate::http::AppState;
 use crate::index::ReleaseIndex;
@@ -38,6 +38,20 @@ struct Failure {
     url: Option<String>,
 }
 
+/// A cache that could not be built: a map that cannot be indexed is malformed; one that
+/// could not be read (store trouble) is missing for now, and the next request tries again.
+fn build_failure(e: &BuildError, what: &str, url: &str) -> Failure {
+    let (kind, how) = match e {
+        BuildError::Invalid(_) => ("malformed_sourcemap", "could not be indexed"),
+        BuildError::Unavailable(_) => ("missing_sourcemap", "could not be read"),
+    };
+    Failure {
+        kind,
+        diagnostic: format!("source map {what} {how}: {e}"),
+        url: Some(url.to_owned()),
+    }
+}
+
 fn fail(kind: &'static str, diagnostic: String) -> Failure {
     Failure {
         kind,
@@ -68,27 +82,31 @@ pub(crate) async fn pair_cache(state: &AppState, minified: Option<&Sha256>, map:
             let map_bytes = store
                 .get_bytes(&Store::blob_key(&map))
                 .await
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("source map blob {map} is missing from the store"))?;
+                .map_err(BuildError::unavailable)?
+                .ok_or_else(|| {
+                    BuildError::unavailable(format!(
+                        "source map blob {map} is missing from the store"
+                    ))
+                })?;
             if map_bytes.len() as u64 > max_map {
-                return Err(format!(
+                return Err(BuildError::invalid(format!(
                     "source map is {} bytes, over the limit of {max_map}",
                     map_bytes.len()
-                ));
+                )));
             }
             let min_bytes = match &minified {
                 Some(sha) => store
                     .get_bytes(&Store::blob_key(sha))
                     .await
-                    .map_err(|e| e.to_string())?,
+                    .map_err(BuildError::unavailable)?,
                 None => None,
             };
             tokio::task::spawn_blocking(move || {
                 let minified = min_bytes.as_deref().map(String::from_utf8_lossy);
-                crate::js::build_cache(minified.as_deref(), &map_bytes).map_err(|e| e.to_string())
+                crate::js::build_cache(minified.as_deref(), &map_bytes).map_err(BuildError::invalid)
             })
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(BuildError::unavailable)?
         })
         .await
 }
@@ -389,11 +407,8 @@ impl Lookup<'_> {
             &map.sha256,
         )
         .await;
-        let cache = built.map_err(|e| Failure {
-            kind: "malformed_sourcemap",
-            diagnostic: format!("source map {url} (debug ID {id}) could not be indexed: {e}"),
-            url: Some(url.clone()),
-        })?;
+        let cache =
+            built.map_err(|e| build_failure(&e, &format!("{url} (debug ID {id})"), &url))?;
         let release = match &self.release {
             Some(r) => self.state.index.release(self.project, r).await.ok(),
             None => None,
@@ -419,11 +434,7 @@ impl Lookup<'_> {
         resolved_with: &'static str,
     ) -> Result<Resolved, Failure> {
         let built = pair_cache(self.state, minified.map(|m| &m.sha256), &map.sha256).await;
-        let cache = built.map_err(|e| Failure {
-            kind: "malformed_sourcemap",
-            diagnostic: format!("source map {map_url} could not be indexed: {e}"),
-            url: Some(map_url.clone()),
-        })?;
+        let cache = built.map_err(|e| build_failure(&e, &map_url, &map_url))?;
         Ok(Resolved {
             cache,
             cache_key: cache_key(minified.map(|m| &m.sha256), &map.sha256),

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::caches::{Built, CacheBytes};
+use crate::caches::{BuildError, Built, CacheBytes};
 use crate::error::ApiError;
 use crate::http::AppState;
 use crate::store::{DebugFileEntry, DebugFileFormat, Store, UploadManifest};
@@ -105,12 +105,14 @@ async fn file_cache(
                     store
                         .download_to(&Store::blob_key(&sha), &path)
                         .await
-                        .map_err(|e| e.to_string())?
+                        .map_err(BuildError::unavailable)?
                         .then_some(())
-                        .ok_or_else(|| format!("blob {sha} is missing from the store"))?;
+                        .ok_or_else(|| {
+                            BuildError::unavailable(format!("blob {sha} is missing from the store"))
+                        })?;
                     let temp =
-                        tempfile::TempPath::try_from_path(path).map_err(|e| e.to_string())?;
-                    Ok::<_, String>(temp)
+                        tempfile::TempPath::try_from_path(path).map_err(BuildError::unavailable)?;
+                    Ok::<_, BuildError>(temp)
                 }
             };
             let main = fetch(file.sha256.clone()).await?;
@@ -124,16 +126,17 @@ async fn file_cache(
             }
             let object_index = file.object_index;
             tokio::task::spawn_blocking(move || {
-                let main_map = crate::ingest::Mapped::open(&main).map_err(|e| e.to_string())?;
+                let main_map =
+                    crate::ingest::Mapped::open(&main).map_err(BuildError::unavailable)?;
                 let exe_map = match &exe {
                     Some((path, _)) => {
-                        Some(crate::ingest::Mapped::open(path).map_err(|e| e.to_string())?)
+                        Some(crate::ingest::Mapped::open(path).map_err(BuildError::unavailable)?)
                     }
                     None => None,
                 };
                 let dwo_maps = dwo_paths
                     .iter()
-                    .map(|p| crate::ingest::Mapped::open(p).map_err(|e| e.to_string()))
+                    .map(|p| crate::ingest::Mapped::open(p).map_err(BuildError::unavailable))
                     .collect::<Result<Vec<_>, _>>()?;
                 let input = crate::native::BuildInput {
                     debug_file: &main_map,
@@ -141,10 +144,10 @@ async fn file_cache(
                     executable: exe_map.as_deref(),
                     dwo_files: dwo_maps.iter().map(|m| &m[..]).collect(),
                 };
-                crate::native::build_cache(&input).map_err(|e| e.to_string())
+                crate::native::build_cache(&input).map_err(BuildError::invalid)
             })
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(BuildError::unavailable)?
         })
         .await
 }
@@ -292,6 +295,14 @@ async fn resolve_module_uncached(
             features,
             source_bundles,
             via,
+        }),
+        Err(e @ BuildError::Unavailable(_)) => Err(ModuleFailure {
+            status: "fetching_failed",
+            diagnostic: format!(
+                "debug file {} ({}) for {ids} could not be read: {e}",
+                best.name,
+                best.format.as_str()
+            ),
         }),
         Err(e) => Err(ModuleFailure {
             status: "malformed",
