@@ -439,7 +439,8 @@ impl Lookup<'_> {
             cache,
             cache_key: cache_key(minified.map(|m| &m.sha256), &map.sha256),
             sourcemap: map_url.clone(),
-            map_url: Some(map_url),
+            // Sources resolve against the map's own URL (for an inline map: the file's).
+            map_url: Some(map.url.to_string()),
             resolved_with,
             minified_sha: minified.map(|m| m.sha256.clone()),
             release: Some(index.clone()),
@@ -663,7 +664,16 @@ async fn apply_lookup(
         out.data.diagnostic = Some(d);
         return (None, false);
     };
-    let (abs_path, filename) = crate::js::normalize_source_path(loc.abs_path);
+    let (normalized, filename) = crate::js::normalize_source_path(loc.abs_path);
+    // A relative source (`../../src/cart.js`) is relative to the map's URL, as browsers and
+    // Sentry resolve it: report where it lives (`~/src/cart.js`).
+    let relative = !loc.abs_path.contains("://")
+        && !loc.abs_path.starts_with('/')
+        && !loc.abs_path.starts_with("~/");
+    let abs_path = match (&r.map_url, relative) {
+        (Some(map_url), true) => resolve_url(map_url, loc.abs_path),
+        _ => normalized,
+    };
     out.abs_path = Some(abs_path.clone());
     out.filename = Some(filename);
     out.lineno = Some(loc.line);

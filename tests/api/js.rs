@@ -232,6 +232,8 @@ async fn source_context_in_app_and_resolution_data() {
         .clone();
     assert_eq!(frame["data"]["symbolicated"], true);
     assert_eq!(frame["data"]["resolved_with"], "release");
+    // `../../src/pricing.js` in the map, resolved against the map's URL.
+    assert_eq!(frame["abs_path"], "~/src/pricing.js");
     assert_eq!(
         frame["data"]["sourcemap"],
         "~/static/esbuild/app.min.js.map"
