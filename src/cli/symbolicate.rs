@@ -40,7 +40,7 @@ pub async fn run(args: SymbolicateArgs) -> anyhow::Result<()> {
     let url = format!(
         "{}/api/v1/projects/{}/symbolicate/{}",
         args.server.server.trim_end_matches('/'),
-        percent_encoding::utf8_percent_encode(&args.project, percent_encoding::NON_ALPHANUMERIC),
+        super::upload::seg(&args.project),
         if native { "native" } else { "js" }
     );
     let mut rb = reqwest::Client::new().post(&url).json(&event);

@@ -83,8 +83,17 @@ fn api(server: &ServerArgs, path: &str) -> String {
     format!("{}/api/v1/{path}", server.server.trim_end_matches('/'))
 }
 
-fn seg(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+/// Characters a path segment keeps as they are: RFC 3986 unreserved, plus `@` (common in
+/// release names). Everything else is percent-encoded.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'@');
+
+pub(crate) fn seg(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 fn sha256_file(path: &Path) -> anyhow::Result<(String, u64)> {

@@ -238,3 +238,66 @@ async fn debug_files_check_and_upload_with_the_cli() {
     .await);
     assert!(u.stdout.contains("2 already on the server"), "{}", u.stdout);
 }
+
+/// A server that answers 503 twice before it accepts: the CLI retries with backoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_retries_transient_failures() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use axum::routing::post;
+
+    let posts = Arc::new(AtomicUsize::new(0));
+    let counter = posts.clone();
+    let router = axum::Router::new().route(
+        "/api/v1/projects/web/releases/1.0/files",
+        post(move || {
+            let counter = counter.clone();
+            async move {
+                if counter.fetch_add(1, Ordering::SeqCst) < 2 {
+                    (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        "busy".to_owned(),
+                    )
+                } else {
+                    (
+                        axum::http::StatusCode::CREATED,
+                        r#"{"warnings": []}"#.to_owned(),
+                    )
+                }
+            }
+        })
+        .get(|| async { axum::http::StatusCode::NOT_FOUND }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("app.js"), b"x();\n").unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracemap"))
+        .args([
+            "upload",
+            "sourcemaps",
+            "-p",
+            "web",
+            "-r",
+            "1.0",
+            "--server",
+            &base,
+            ".",
+        ])
+        .current_dir(dir.path())
+        .env("TRACEMAP_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 file(s) uploaded"), "{stdout}");
+    assert_eq!(posts.load(Ordering::SeqCst), 3);
+}
