@@ -10,6 +10,7 @@ mod debug_files;
 mod js;
 mod native;
 mod ops;
+mod s3;
 mod sentry_cli;
 mod sentry_protocol;
 mod uploads;

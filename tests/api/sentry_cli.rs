@@ -6,7 +6,6 @@
 //! failure to install fails them.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use serde_json::{json, Value};
 use tracemap::config::{Scope, Secret, TokenConfig};
@@ -16,52 +15,10 @@ use crate::common::*;
 const TOKEN: &str = "sntryu_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const SYMBOLICATE_ONLY: &str = "tracemap-symbolicate-only-token";
 
-static INSTALL: Mutex<()> = Mutex::new(());
-
 /// Path of the `sentry-cli` binary of `version`, installing it on first use; `None` (with a
 /// loud message) when PyPI is unreachable.
 fn sentry_cli(version: &str) -> Option<PathBuf> {
-    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sentry-cli-{version}"));
-    let bin = venv.join("bin/sentry-cli");
-    if bin.exists() {
-        return Some(bin);
-    }
-    let _ = std::fs::remove_dir_all(&venv);
-    let status = std::process::Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .expect("python3 runs");
-    assert!(status.success(), "python3 -m venv failed");
-    let out = std::process::Command::new(venv.join("bin/pip"))
-        .args([
-            "install",
-            "--disable-pip-version-check",
-            "-q",
-            &format!("sentry-cli=={version}"),
-        ])
-        .output()
-        .expect("pip runs");
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let offline = [
-            "Failed to establish",
-            "Temporary failure",
-            "Network is unreachable",
-            "Could not fetch",
-            "ConnectionError",
-            "timed out",
-        ]
-        .iter()
-        .any(|n| err.contains(n));
-        if offline {
-            eprintln!("\n!!!!! SKIPPED: cannot reach PyPI to install sentry-cli {version}; the sentry-cli compatibility tests did NOT run:\n{err}\n");
-            return None;
-        }
-        panic!("pip install sentry-cli=={version} failed:\n{err}");
-    }
-    Some(bin)
+    pip_tool(&format!("sentry-cli=={version}"), "sentry-cli")
 }
 
 async fn server() -> LiveServer {
