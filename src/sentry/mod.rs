@@ -628,11 +628,11 @@ fn project_from_bundle(path: &std::path::Path) -> Option<ProjectId> {
 
 // ---- debug files ------------------------------------------------------------------------
 
+/// One file of a difs assemble request. Its `debug_id` (a hint sentry-cli sends) is not
+/// needed: the debug IDs come from the file itself.
 #[derive(Debug, Deserialize)]
 struct DifRequest {
     name: String,
-    #[serde(default)]
-    debug_id: Option<String>,
     #[serde(default)]
     chunks: Vec<String>,
 }
@@ -667,7 +667,6 @@ async fn assemble_difs(
             .map(|n| ingest::file_name(&n).to_owned())
             .unwrap_or_else(|| "upload".into());
         let sha1 = checksum.clone();
-        let _ = &file.debug_id;
         let job = move |path: tempfile::TempPath| async move {
             let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
             let sha256 = {
@@ -784,7 +783,9 @@ async fn ensure_release(state: &AppState, project: &ProjectId, version: &str) {
             url: None,
             reference: None,
         };
-        let _ = save_release(state, project, &meta).await;
+        if let Err(e) = save_release(state, project, &meta).await {
+            tracing::warn!(project = %project, version, error = %e, "cannot record release");
+        }
     }
 }
 
