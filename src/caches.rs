@@ -280,6 +280,34 @@ impl Caches {
             .await
     }
 
+    /// A source embedded in a debug file's DWARF, by its path, cached in memory. The debug
+    /// file is streamed to local disk and mapped, never held in memory whole.
+    pub async fn embedded_source(
+        &self,
+        file: &crate::types::Sha256,
+        path: &str,
+    ) -> Option<Arc<Text>> {
+        let store = self.store.clone();
+        let key = format!("embedded:{file}:{path}");
+        let sha = file.clone();
+        let path = path.to_owned();
+        let tmp = crate::ingest::tmp_path(&self.dir);
+        self.texts
+            .get_with(key, async move {
+                store.download_to(&Store::blob_key(&sha), &tmp).await.ok()?;
+                let tmp = tempfile::TempPath::try_from_path(tmp).ok()?;
+                tokio::task::spawn_blocking(move || {
+                    let map = Mapped::open(&tmp).ok()?;
+                    crate::native::embedded_source(&map, &path)
+                        .ok()?
+                        .map(|t| Arc::new(Text::new(t)))
+                })
+                .await
+                .ok()?
+            })
+            .await
+    }
+
     /// One file of an uploaded source bundle, by its path, cached in memory.
     pub async fn bundle_source(
         &self,

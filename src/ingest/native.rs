@@ -70,6 +70,13 @@ fn describe_unguarded(name: &str, bytes: &[u8]) -> Result<Vec<ObjectFacts>, Inge
     for (index, object) in archive.objects().enumerate() {
         let object = object.map_err(|e| malformed(e.to_string()))?;
         let mut facts = object_facts(name, &object, index)?;
+        if matches!(facts.format, DebugFileFormat::Elf | DebugFileFormat::MachO)
+            && facts.features.debug
+            && !facts.features.sources
+        {
+            // symbolic does not see sources embedded in DWARF 5 line tables; we do.
+            facts.features.sources = crate::native::has_embedded_sources(object.data());
+        }
         if facts.format == DebugFileFormat::Elf && facts.features.debug {
             // Skeleton units of split DWARF name the .dwo units this file needs.
             if let Ok(file) = object::File::parse(bytes) {

@@ -58,6 +58,7 @@
 mod build;
 mod cache;
 mod dwarf;
+mod sources;
 
 #[cfg(test)]
 mod tests;
@@ -69,6 +70,7 @@ use symbolic::demangle::{Demangle, DemangleOptions};
 
 pub use build::{build_cache, inspect, ObjectInfo};
 pub use cache::NativeCache;
+pub use sources::{embedded_source, has_embedded_sources};
 
 /// Version of the cache format written by [`build_cache`]. A cache with another version is
 /// rejected by [`NativeCache::parse`]; the service rebuilds it from the debug file.

@@ -25,6 +25,8 @@ struct ResolvedModule {
     features: ModuleFeatures,
     /// Source bundles uploaded for the same debug ID, newest first.
     source_bundles: Vec<Sha256>,
+    /// The debug file itself, when its DWARF embeds the sources.
+    embedded_sources: Option<Sha256>,
     via: &'static str,
 }
 
@@ -291,6 +293,9 @@ async fn resolve_module_uncached(
     match file_cache(state, project, &best, executable.as_ref()).await {
         Ok(cache) => Ok(ResolvedModule {
             cache,
+            embedded_sources: (best.features.sources
+                && matches!(best.format, DebugFileFormat::Elf | DebugFileFormat::MachO))
+            .then(|| best.sha256.clone()),
             file: best,
             features,
             source_bundles,
@@ -553,7 +558,9 @@ pub async fn symbolicate(
                     package: package.clone(),
                     ..base.clone()
                 };
-                if context && !resolved.source_bundles.is_empty() {
+                if context
+                    && (!resolved.source_bundles.is_empty() || resolved.embedded_sources.is_some())
+                {
                     if let (Some(path), Some(line)) = (o.abs_path.clone(), o.lineno) {
                         source_context(state, resolved, &path, line, &mut o).await;
                     }
@@ -639,16 +646,22 @@ async fn source_context(
     line: u32,
     out: &mut NativeFrameOut,
 ) {
+    let mut text = None;
     for bundle in &resolved.source_bundles {
-        let Some(text) = state.caches.bundle_source(bundle, path).await else {
-            continue;
-        };
-        if let Some(ctx) = text.context(line, 0) {
-            out.pre_context = Some(ctx.pre_context);
-            out.context_line = Some(ctx.context_line);
-            out.post_context = Some(ctx.post_context);
+        text = state.caches.bundle_source(bundle, path).await;
+        if text.is_some() {
+            break;
         }
-        return;
+    }
+    if text.is_none() {
+        if let Some(sha) = &resolved.embedded_sources {
+            text = state.caches.embedded_source(sha, path).await;
+        }
+    }
+    if let Some(ctx) = text.and_then(|t| t.context(line, 0)) {
+        out.pre_context = Some(ctx.pre_context);
+        out.context_line = Some(ctx.context_line);
+        out.post_context = Some(ctx.post_context);
     }
 }
 

@@ -558,3 +558,64 @@ async fn a_debug_file_that_fails_to_build_is_malformed_not_a_500() {
     );
     assert_eq!(r["modules"][0]["debug_status"], "malformed");
 }
+
+/// clang `-gembed-source`: the sources sit in the DWARF 5 line table, so context needs no
+/// source bundle. (What line an address maps to is checked on the oracle binaries; this
+/// checks that the context shown is that line of the embedded file.)
+#[tokio::test]
+async fn sources_embedded_in_dwarf_give_source_context() {
+    let app = TestApp::new();
+    let v = app
+        .upload_debug_file("app", "c_embedsrc", fixture("native/out/c_embedsrc"))
+        .await
+        .ok()
+        .json();
+    let f = &v["debug_files"][0];
+    assert!(
+        f["features"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("sources")),
+        "{f}"
+    );
+    let frames: Vec<Value> = (0x1100u64..0x1400)
+        .step_by(4)
+        .map(|a| json!({"instruction_addr": IMAGE + a, "adjust_instruction_addr": false}))
+        .collect();
+    let r = app
+        .native("app", &json!({
+            "modules": [{"type": "elf", "debug_id": f["debug_id"], "image_addr": format!("{IMAGE:#x}"), "image_size": 0x10000}],
+            "stacktraces": [{"frames": frames}],
+        }))
+        .await;
+    let sources: std::collections::HashMap<&str, String> = ["app.c", "util.c"]
+        .into_iter()
+        .map(|n| {
+            (
+                n,
+                String::from_utf8(fixture(&format!("native/src/c/{n}"))).unwrap(),
+            )
+        })
+        .collect();
+    let mut checked = 0;
+    for frame in r["stacktraces"][0]["frames"].as_array().unwrap() {
+        let (Some(path), Some(line)) = (frame["abs_path"].as_str(), frame["lineno"].as_u64())
+        else {
+            continue;
+        };
+        let Some(src) = sources.get(base(path)) else {
+            continue;
+        };
+        if line == 0 {
+            continue;
+        }
+        assert_eq!(
+            frame["context_line"].as_str(),
+            src.lines().nth(line as usize - 1),
+            "{frame}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 50, "only {checked} frames with embedded sources");
+    assert_eq!(r["modules"][0]["features"]["has_sources"], true);
+}

@@ -1,0 +1,123 @@
+//! Sources embedded in DWARF 5 line tables (clang `-gembed-source`, `DW_LNCT_LLVM_source`),
+//! which symbolic does not read. ELF and Mach-O only.
+
+use std::borrow::Cow;
+
+use gimli::{EndianSlice, RunTimeEndian, SectionId};
+use object::{Object as _, ObjectSection as _};
+
+use super::NativeError;
+
+/// Calls `visit(path, source)` for every file entry of every line table that embeds its
+/// source; stops early when `visit` returns `true`. Paths are joined with the directory and
+/// the compilation directory and cleaned of `.` and `..`, as lookups report them.
+fn each_embedded(
+    data: &[u8],
+    mut visit: impl FnMut(&str, &str) -> bool,
+) -> Result<(), NativeError> {
+    let malformed = |e: &dyn std::fmt::Display| NativeError::Malformed(e.to_string());
+    let Ok(file) = object::File::parse(data) else {
+        return Ok(());
+    };
+    let endian = if file.is_little_endian() {
+        RunTimeEndian::Little
+    } else {
+        RunTimeEndian::Big
+    };
+    let load = |id: SectionId| -> Result<Cow<'_, [u8]>, NativeError> {
+        match file.section_by_name(id.name()) {
+            Some(s) => s.uncompressed_data().map_err(|e| malformed(&e)),
+            None => Ok(Cow::Borrowed(&[][..])),
+        }
+    };
+    let sections = gimli::DwarfSections::load(load)?;
+    let dwarf = sections.borrow(|s| EndianSlice::new(s, endian));
+    let mut units = dwarf.units();
+    while let Some(header) = units.next().map_err(|e| malformed(&e))? {
+        let unit = dwarf.unit(header).map_err(|e| malformed(&e))?;
+        let Some(program) = unit.line_program.clone() else {
+            continue;
+        };
+        let header = program.header();
+        let comp_dir = unit
+            .comp_dir
+            .map(|d| d.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for entry in header.file_names() {
+            let Some(source) = entry.source() else {
+                continue;
+            };
+            let text = dwarf
+                .attr_string(&unit, source)
+                .map_err(|e| malformed(&e))?;
+            if text.is_empty() {
+                continue;
+            }
+            let name = dwarf
+                .attr_string(&unit, entry.path_name())
+                .map_err(|e| malformed(&e))?;
+            let dir = match entry.directory(header) {
+                Some(d) => dwarf
+                    .attr_string(&unit, d)
+                    .map_err(|e| malformed(&e))?
+                    .to_string_lossy()
+                    .into_owned(),
+                None => String::new(),
+            };
+            let path = clean(&join(&join(&comp_dir, &dir), &name.to_string_lossy()));
+            if visit(&path, &text.to_string_lossy()) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn join(base: &str, path: &str) -> String {
+    if path.starts_with('/') || base.is_empty() {
+        path.to_owned()
+    } else if path.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{}/{path}", base.trim_end_matches('/'))
+    }
+}
+
+fn clean(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "." => {}
+            ".." if parts.last().is_some_and(|p| !p.is_empty() && *p != "..") => {
+                parts.pop();
+            }
+            _ => parts.push(part),
+        }
+    }
+    parts.join("/")
+}
+
+/// Whether the file embeds any source text in its line tables.
+pub fn has_embedded_sources(data: &[u8]) -> bool {
+    let mut found = false;
+    let _ = each_embedded(data, |_, _| {
+        found = true;
+        true
+    });
+    found
+}
+
+/// The embedded source of `path` (as a lookup reports it), if the file has it.
+pub fn embedded_source(data: &[u8], path: &str) -> Result<Option<String>, NativeError> {
+    let want = clean(path);
+    let mut found = None;
+    each_embedded(data, |p, text| {
+        if p == want {
+            found = Some(text.to_owned());
+            true
+        } else {
+            false
+        }
+    })?;
+    Ok(found)
+}
