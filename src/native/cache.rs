@@ -41,6 +41,32 @@ pub(crate) const FLAG_MISSING_DWO: u32 = 1;
 
 /// Splits a stored path into `abs_path` and `filename` (see the module docs). A path without
 /// the separator, which only a damaged cache holds, is named by its last component.
+/// A frame from a stored function name (`display\0raw[\0language]`), the function's
+/// language (or `Unknown`), its stored path and its line (0 = unknown). `sym_addr` is filled
+/// in by the caller.
+fn frame(name: &str, language: Language, path: Option<&str>, line: u32) -> NativeFrame {
+    let mut parts = name.split('\0');
+    let display = parts.next().unwrap_or_default();
+    let raw = parts.next().unwrap_or(display);
+    let lang = match language {
+        Language::Unknown => parts
+            .next()
+            .and_then(|name| Language::from_str(name).ok())
+            .unwrap_or(Language::Unknown),
+        known => known,
+    };
+    let (abs_path, filename) = path.map(split_path).unzip();
+    NativeFrame {
+        function: display.to_owned(),
+        symbol: (!raw.is_empty()).then(|| raw.to_owned()),
+        sym_addr: 0,
+        abs_path,
+        filename,
+        lineno: (line > 0).then_some(line),
+        lang: (lang != Language::Unknown).then(|| lang.name().to_owned()),
+    }
+}
+
 fn split_path(stored: &str) -> (String, String) {
     let (abs_path, filename) = match stored.split_once('\0') {
         Some(parts) => parts,
@@ -272,34 +298,13 @@ impl<'a> NativeCache<'a> {
             outermost_entry = function.map_or(u32::MAX, |f| read_u32(f, 8));
             let stored_lang = function.map_or(u32::MAX, |f| read_u32(f, 12));
 
-            let mut parts = name.split('\0');
-            let display = parts.next().unwrap_or_default();
-            let raw = parts.next().unwrap_or(display);
-            let lang = match Language::from_u32(stored_lang) {
-                Language::Unknown => parts
-                    .next()
-                    .and_then(|name| Language::from_str(name).ok())
-                    .unwrap_or(Language::Unknown),
-                known => known,
-            };
-
             let path = tables
                 .files
                 .get((file_index as usize).saturating_mul(FILE_LEN)..)
                 .filter(|f| f.len() >= FILE_LEN)
                 .and_then(|f| tables.string(read_u32(f, 8)))
                 .filter(|path| !path.is_empty());
-            let (abs_path, filename) = path.map(split_path).unzip();
-
-            frames.push(NativeFrame {
-                function: display.to_owned(),
-                symbol: (!raw.is_empty()).then(|| raw.to_owned()),
-                sym_addr: 0,
-                abs_path,
-                filename,
-                lineno: (line > 0).then_some(line),
-                lang: (lang != Language::Unknown).then(|| lang.name().to_owned()),
-            });
+            frames.push(frame(name, Language::from_u32(stored_lang), path, line));
         }
         // Inlined frames report the function they were inlined into, like a symbol table would.
         for frame in &mut frames {
@@ -317,29 +322,14 @@ impl<'a> NativeCache<'a> {
         for location in self.symcache.lookup(addr) {
             let function = location.function();
             outermost_entry = function.entry_pc();
-            let mut parts = function.name().split('\0');
-            let display = parts.next().unwrap_or_default();
-            let raw = parts.next().unwrap_or(display);
-            let lang = match function.language() {
-                Language::Unknown => parts
-                    .next()
-                    .and_then(|name| Language::from_str(name).ok())
-                    .unwrap_or(Language::Unknown),
-                known => known,
-            };
             let path = location.file().map(|file| file.full_path());
             let path = path.filter(|p| !p.is_empty());
-            let (abs_path, filename) = path.as_deref().map(split_path).unzip();
-            let line = location.line();
-            frames.push(NativeFrame {
-                function: display.to_owned(),
-                symbol: (!raw.is_empty()).then(|| raw.to_owned()),
-                sym_addr: 0,
-                abs_path,
-                filename,
-                lineno: (line > 0).then_some(line),
-                lang: (lang != Language::Unknown).then(|| lang.name().to_owned()),
-            });
+            frames.push(frame(
+                function.name(),
+                function.language(),
+                path.as_deref(),
+                location.line(),
+            ));
         }
         for frame in &mut frames {
             frame.sym_addr = u64::from(outermost_entry);

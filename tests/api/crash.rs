@@ -60,6 +60,39 @@ impl Drop for Server {
     }
 }
 
+/// Uploads `mib` MiB as `~/big.js` to release `release` of project `web`, one MiB every
+/// `pause`, in the background.
+fn slow_upload(
+    client: &reqwest::Client,
+    base: &str,
+    release: &str,
+    mib: usize,
+    pause: Duration,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    use futures::StreamExt;
+    let chunk = bytes::Bytes::from(vec![b'a'; 1 << 20]);
+    let stream = futures::stream::iter(
+        (0..mib).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+    )
+    .then(move |c| async move {
+        tokio::time::sleep(pause).await;
+        c
+    });
+    let part =
+        reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(stream)).file_name("big.js");
+    let form = reqwest::multipart::Form::new()
+        .text("url", "~/big.js")
+        .part("file", part);
+    tokio::spawn(
+        client
+            .post(format!(
+                "{base}/api/v1/projects/web/releases/{release}/files"
+            ))
+            .multipart(form)
+            .send(),
+    )
+}
+
 async fn upload(
     client: &reqwest::Client,
     base: &str,
@@ -108,28 +141,7 @@ async fn kill_9_during_a_large_upload_loses_nothing_stored_and_leaves_no_trace()
     .is_success());
 
     // A 256 MiB upload to release 2.0, sent slowly enough to be killed in the middle.
-    let chunk = bytes::Bytes::from(vec![b'a'; 1 << 20]);
-    let stream = futures::stream::iter(
-        (0..256).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
-    )
-    .then(|c| async move {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        c
-    });
-    let part =
-        reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(stream)).file_name("big.js");
-    let form = reqwest::multipart::Form::new()
-        .text("url", "~/big.js")
-        .part("file", part);
-    let big = tokio::spawn(
-        client
-            .post(format!(
-                "{}/api/v1/projects/web/releases/2.0/files",
-                server.base
-            ))
-            .multipart(form)
-            .send(),
-    );
+    let big = slow_upload(&client, &server.base, "2.0", 256, Duration::from_millis(20));
     // Wait until the server has received a good part of it.
     let tmp = dir.path().join("tmp");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -216,36 +228,13 @@ async fn kill_9_during_a_large_upload_loses_nothing_stored_and_leaves_no_trace()
     assert_eq!(leftovers, 0);
 }
 
-use futures::StreamExt;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_an_upload_in_flight_finish() {
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
     let mut server = Server::start(dir.path());
     // A 16 MiB upload sent over about a second and a half.
-    let chunk = bytes::Bytes::from(vec![b'b'; 1 << 20]);
-    let stream = futures::stream::iter(
-        (0..16).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
-    )
-    .then(|c| async move {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        c
-    });
-    let part =
-        reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(stream)).file_name("big.js");
-    let form = reqwest::multipart::Form::new()
-        .text("url", "~/big.js")
-        .part("file", part);
-    let upload = tokio::spawn(
-        client
-            .post(format!(
-                "{}/api/v1/projects/web/releases/1.0/files",
-                server.base
-            ))
-            .multipart(form)
-            .send(),
-    );
+    let upload = slow_upload(&client, &server.base, "1.0", 16, Duration::from_millis(100));
     tokio::time::sleep(Duration::from_millis(400)).await;
     let status = Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])

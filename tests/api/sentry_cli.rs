@@ -35,15 +35,29 @@ async fn server() -> LiveServer {
     .await
 }
 
-/// One sentry-cli binary pointed at one server.
-struct Shell<'a> {
-    cli: &'a Path,
-    server: &'a LiveServer,
+/// One sentry-cli binary pointed at its own Tracemap server.
+struct Shell {
+    cli: PathBuf,
+    server: LiveServer,
 }
 
-impl Shell<'_> {
+impl Shell {
+    /// sentry-cli `version` (installed on first use) and a fresh server; `None` without PyPI.
+    async fn start(version: &str) -> Option<Shell> {
+        let cli = sentry_cli(version)?;
+        Some(Shell {
+            cli,
+            server: server().await,
+        })
+    }
+
     async fn run(&self, token: &str, project: &str, cwd: &Path, args: &[&str]) -> Run {
-        run(self.cli, self.server, token, project, args, cwd).await
+        run(&self.cli, &self.server, token, project, args, cwd).await
+    }
+
+    /// The server's state as a `TestApp`, with the upload+symbolicate token.
+    fn app(&self) -> TestApp {
+        self.server.app(TOKEN)
     }
 }
 
@@ -93,10 +107,6 @@ fn ok(r: Run) -> Run {
         r.stdout, r.stderr
     );
     r
-}
-
-fn app_of(server: &LiveServer) -> TestApp {
-    server.app(TOKEN)
 }
 
 /// A build dir with the esbuild fixture (app.min.js + map), as a CI job would have it.
@@ -152,15 +162,10 @@ async fn exact_frames(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentry_cli_3_sourcemaps_inject_upload_and_symbolicate() {
-    let Some(cli) = sentry_cli("3.8.2") else {
+    let Some(sh) = Shell::start("3.8.2").await else {
         return;
     };
-    let server = server().await;
-    let sh = Shell {
-        cli: &cli,
-        server: &server,
-    };
-    let app = app_of(&server);
+    let app = sh.app();
     let dist_dir = build_dir();
     let dir = dist_dir.path();
 
@@ -338,15 +343,10 @@ async fn sentry_cli_3_sourcemaps_inject_upload_and_symbolicate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentry_cli_3_debug_files_upload_and_symbolicate() {
-    let Some(cli) = sentry_cli("3.8.2") else {
+    let Some(sh) = Shell::start("3.8.2").await else {
         return;
     };
-    let server = server().await;
-    let sh = Shell {
-        cli: &cli,
-        server: &server,
-    };
-    let app = app_of(&server);
+    let app = sh.app();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("c_dwarf5"), fixture("native/out/c_dwarf5")).unwrap();
     let r = ok(sh
@@ -431,13 +431,8 @@ async fn sentry_cli_3_debug_files_upload_and_symbolicate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentry_cli_3_releases() {
-    let Some(cli) = sentry_cli("3.8.2") else {
+    let Some(sh) = Shell::start("3.8.2").await else {
         return;
-    };
-    let server = server().await;
-    let sh = Shell {
-        cli: &cli,
-        server: &server,
     };
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
@@ -493,15 +488,10 @@ async fn sentry_cli_3_releases() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentry_cli_2_project_releases_and_upload_sourcemaps() {
-    let Some(cli) = sentry_cli("2.58.6") else {
+    let Some(sh) = Shell::start("2.58.6").await else {
         return;
     };
-    let server = server().await;
-    let sh = Shell {
-        cli: &cli,
-        server: &server,
-    };
-    let app = app_of(&server);
+    let app = sh.app();
     let build = build_dir();
     let dir = build.path();
     ok(sh
