@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use sha2::Digest;
 
 use crate::config::{AuthConfig, Scope};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::types::ProjectId;
 
 #[derive(Debug)]
@@ -68,25 +68,38 @@ impl Auth {
                 name: "anonymous".into(),
             });
         }
-        let token = bearer(headers).ok_or(ApiError::Unauthenticated)?;
-        let grant = self
-            .tokens
-            .get(&digest(token))
-            .ok_or(ApiError::Unauthenticated)?;
+        let token = bearer(headers).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Unauthenticated,
+                "missing or malformed Authorization header; expected `Bearer <token>`",
+            )
+        })?;
+        let grant = self.tokens.get(&digest(token)).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Unauthenticated,
+                "the token is not known to this server",
+            )
+        })?;
         if !grant.scopes.contains(&scope) && !grant.scopes.contains(&Scope::Admin) {
-            return Err(ApiError::Forbidden(format!(
-                "token {:?} lacks the {:?} scope",
-                grant.name,
-                scope_name(scope)
-            )));
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "token {:?} lacks the {:?} scope",
+                    grant.name,
+                    scope_name(scope)
+                ),
+            ));
         }
         if let (Some(project), Some(allowed)) = (project, &grant.projects) {
             if !allowed.contains(project.as_str()) {
-                return Err(ApiError::Forbidden(format!(
-                    "token {:?} may not use project {:?}",
-                    grant.name,
-                    project.as_str()
-                )));
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "token {:?} may not use project {:?}",
+                        grant.name,
+                        project.as_str()
+                    ),
+                ));
             }
         }
         Ok(Caller {

@@ -1,6 +1,7 @@
-//! Derived lookup caches (SourceMapCache-based JS caches, SymCaches): built once, kept on
-//! local disk under a quota with least-recently-used eviction, and held in memory by moka,
-//! weighed in bytes.
+//! The generic tier of derived caches: bytes built once by a caller-supplied build function,
+//! kept on local disk under a quota with least-recently-used eviction, and held in memory by
+//! moka, weighed in bytes. It knows nothing of what it caches (the JS and native caches are
+//! built by `app::symbolicate`) and nothing of HTTP.
 //!
 //! A cache key names everything the bytes derive from: the kind, the format version of the
 //! builder and the SHA-256 of every input. So a cache can never be stale: a re-upload with
@@ -20,7 +21,6 @@ use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::ingest::Mapped;
-use crate::store::{Store, UploadManifest};
 
 /// Bytes of one derived cache: memory-mapped from disk, or owned.
 pub struct CacheBytes {
@@ -77,11 +77,10 @@ pub struct Caches {
     /// Line indexes of sources embedded in derived caches, by (cache key, source id).
     line_indexes: moka::future::Cache<(String, u32), Arc<crate::js::LineIndex>>,
     builders: Arc<Semaphore>,
-    store: Store,
 }
 
 impl Caches {
-    pub fn new(config: &Config, store: Store) -> Caches {
+    pub fn new(config: &Config) -> Caches {
         let dir = config.cache_dir();
         let _ = std::fs::create_dir_all(&dir);
         let disk_bytes = AtomicU64::new(disk_usage(&dir));
@@ -114,12 +113,7 @@ impl Caches {
                 })
                 .build(),
             builders: Arc::new(Semaphore::new(config.cache.build_workers)),
-            store,
         }
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     /// Returns the cache for `key`, from memory, else from disk, else by running `build`
@@ -254,20 +248,18 @@ impl Caches {
             .set(self.disk_bytes.load(Ordering::Relaxed).min(i64::MAX as u64) as i64);
     }
 
-    /// A whole text blob (UTF-8, lossy) by SHA-256 with its line index, cached in memory.
-    pub async fn text(&self, sha: &crate::types::Sha256) -> Option<Arc<Text>> {
-        let store = self.store.clone();
-        let key = sha.to_string();
-        let sha = sha.clone();
+    /// A text file for source context, by a key the caller chooses, loaded by `load` on a
+    /// miss (concurrent misses share one load) and cached in memory with its line index.
+    /// `None` (nothing to load) is cached too, until evicted.
+    pub async fn text<F>(&self, key: String, load: F) -> Option<Arc<Text>>
+    where
+        F: std::future::Future<Output = Option<String>>,
+    {
         self.texts
-            .get_with(key, async move {
-                match store.get_bytes(&Store::blob_key(&sha)).await {
-                    Ok(Some(bytes)) => Some(Arc::new(Text::new(
-                        String::from_utf8_lossy(&bytes).into_owned(),
-                    ))),
-                    _ => None,
-                }
-            })
+            .get_with(
+                key,
+                async move { load.await.map(|t| Arc::new(Text::new(t))) },
+            )
             .await
     }
 
@@ -278,70 +270,6 @@ impl Caches {
                 Arc::new(crate::js::LineIndex::new(text))
             })
             .await
-    }
-
-    /// A source embedded in a debug file's DWARF, by its path, cached in memory. The debug
-    /// file is streamed to local disk and mapped, never held in memory whole.
-    pub async fn embedded_source(
-        &self,
-        file: &crate::types::Sha256,
-        path: &str,
-    ) -> Option<Arc<Text>> {
-        let store = self.store.clone();
-        let key = format!("embedded:{file}:{path}");
-        let sha = file.clone();
-        let path = path.to_owned();
-        let tmp = crate::ingest::tmp_path(&self.dir);
-        self.texts
-            .get_with(key, async move {
-                store.download_to(&Store::blob_key(&sha), &tmp).await.ok()?;
-                let tmp = tempfile::TempPath::try_from_path(tmp).ok()?;
-                tokio::task::spawn_blocking(move || {
-                    let map = Mapped::open(&tmp).ok()?;
-                    crate::native::embedded_source(&map, &path)
-                        .ok()?
-                        .map(|t| Arc::new(Text::new(t)))
-                })
-                .await
-                .ok()?
-            })
-            .await
-    }
-
-    /// One file of an uploaded source bundle, by its path, cached in memory.
-    pub async fn bundle_source(
-        &self,
-        bundle: &crate::types::Sha256,
-        path: &str,
-    ) -> Option<Arc<Text>> {
-        let store = self.store.clone();
-        let key = format!("bundle:{bundle}:{path}");
-        let sha = bundle.clone();
-        let path = path.to_owned();
-        self.texts
-            .get_with(key, async move {
-                let bytes = store.get_bytes(&Store::blob_key(&sha)).await.ok()??;
-                tokio::task::spawn_blocking(move || {
-                    use symbolic::debuginfo::sourcebundle::SourceBundle;
-                    let bundle = SourceBundle::parse(&bytes).ok()?;
-                    let session = bundle.debug_session().ok()?;
-                    let file = session.source_by_path(&path).ok()??;
-                    file.contents().map(|c| Arc::new(Text::new(c.to_owned())))
-                })
-                .await
-                .ok()?
-            })
-            .await
-    }
-
-    /// After an upload: build the caches its files need in the background, so the first
-    /// symbolicate request finds them ready.
-    pub fn after_upload(&self, state: &crate::http::AppState, manifest: &UploadManifest) {
-        let state = state.clone();
-        let manifest = manifest.clone();
-        tokio::spawn(async move {
-            crate::symbolicate::prewarm(&state, &manifest).await;
-        });
     }
 }
 
@@ -414,7 +342,7 @@ mod tests {
             ..Config::default()
         };
         config.cache.disk_quota = quota;
-        Caches::new(&config, Store::in_memory())
+        Caches::new(&config)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,120 +1,210 @@
-//! The one error type of the HTTP API and the only place that picks status codes.
+//! The one error type of the API, and the only place that picks status codes.
 //!
-//! Every error response has the body `{"error": {"code": "...", "message": "..."}}` plus a
-//! `detail` string that sentry-cli prints. `code` is stable and documented in README.md;
-//! `message` is a sentence for people. 5xx responses are logged here, once; 4xx are the
-//! client's business and are not logged as errors.
+//! An [`ApiError`] is a stable [`ErrorCode`] plus a sentence for people. Every error response,
+//! REST, sentry-cli and ops routes alike, has the body
+//! `{"error": {"code": "...", "message": "..."}, "detail": "..."}` (`detail` repeats the
+//! message because sentry-cli prints that field). The code decides the status. 5xx responses
+//! are logged here, once; 4xx are the client's business and are not logged as errors.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
 
-use crate::store::StoreError;
 use crate::types::InvalidValue;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{0}")]
-    BadRequest(String, &'static str),
-    #[error("missing or malformed Authorization header; expected `Bearer <token>`")]
+/// Every error code the API answers with. Serialised once, as snake_case; the table in
+/// README.md lists them with their status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    // 400: the request is malformed.
+    InvalidParameter,
+    InvalidJson,
+    InvalidMultipart,
+    BodyUnreadable,
+    UnsafePath,
+    ZipUnsafePath,
+    SourcemapMalformed,
+    UnknownDebugFormat,
+    DebugFileMalformed,
+    DebugIdMissing,
+    NoDebugFiles,
+    ZipInvalid,
+    BundleManifestInvalid,
+    EmptyUpload,
+    UnreachableUpload,
+    DistWithoutRelease,
+    InvalidUpload,
+    MissingScope,
+    /// A sentry-cli protocol request that does not follow the protocol.
+    InvalidRequest,
+    // 401 / 403.
     Unauthenticated,
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    NotFound(String, &'static str),
-    #[error("{0}")]
-    Conflict(String, &'static str),
-    #[error("{0}")]
-    PayloadTooLarge(String, &'static str),
-    #[error("{0}")]
-    Unprocessable(String, &'static str),
-    #[error("server is busy, retry later")]
+    Forbidden,
+    // 404.
+    ReleaseNotFound,
+    ArtifactNotFound,
+    DebugFileNotFound,
+    RouteNotFound,
+    BlobMissing,
+    // 405.
+    MethodNotAllowed,
+    // 413: a limit was exceeded.
+    TooLarge,
+    ZipTooLarge,
+    ZipTooManyEntries,
+    TooManyFrames,
+    TooManyModules,
+    BodyTooLarge,
+    // 503: retry later.
     Busy,
-    #[error("storage error: {0}")]
-    Store(#[from] StoreError),
-    #[error("internal error: {0}")]
-    Internal(String),
+    StoreUnavailable,
+    // 500.
+    Internal,
 }
 
+impl ErrorCode {
+    /// The HTTP status this code answers with.
+    pub fn status(self) -> StatusCode {
+        use ErrorCode::*;
+        match self {
+            Unauthenticated => StatusCode::UNAUTHORIZED,
+            Forbidden => StatusCode::FORBIDDEN,
+            ReleaseNotFound | ArtifactNotFound | DebugFileNotFound | RouteNotFound
+            | BlobMissing => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            TooLarge | ZipTooLarge | ZipTooManyEntries | TooManyFrames | TooManyModules
+            | BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Busy | StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            InvalidParameter => "invalid_parameter",
+            InvalidJson => "invalid_json",
+            InvalidMultipart => "invalid_multipart",
+            BodyUnreadable => "body_unreadable",
+            UnsafePath => "unsafe_path",
+            ZipUnsafePath => "zip_unsafe_path",
+            SourcemapMalformed => "sourcemap_malformed",
+            UnknownDebugFormat => "unknown_debug_format",
+            DebugFileMalformed => "debug_file_malformed",
+            DebugIdMissing => "debug_id_missing",
+            NoDebugFiles => "no_debug_files",
+            ZipInvalid => "zip_invalid",
+            BundleManifestInvalid => "bundle_manifest_invalid",
+            EmptyUpload => "empty_upload",
+            UnreachableUpload => "unreachable_upload",
+            DistWithoutRelease => "dist_without_release",
+            InvalidUpload => "invalid_upload",
+            MissingScope => "missing_scope",
+            InvalidRequest => "invalid_request",
+            Unauthenticated => "unauthenticated",
+            Forbidden => "forbidden",
+            ReleaseNotFound => "release_not_found",
+            ArtifactNotFound => "artifact_not_found",
+            DebugFileNotFound => "debug_file_not_found",
+            RouteNotFound => "route_not_found",
+            BlobMissing => "blob_missing",
+            MethodNotAllowed => "method_not_allowed",
+            TooLarge => "too_large",
+            ZipTooLarge => "zip_too_large",
+            ZipTooManyEntries => "zip_too_many_entries",
+            TooManyFrames => "too_many_frames",
+            TooManyModules => "too_many_modules",
+            BodyTooLarge => "body_too_large",
+            Busy => "busy",
+            StoreUnavailable => "store_unavailable",
+            Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An API error: a stable code and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    code: ErrorCode,
+    message: String,
+}
+
+/// Seconds a client should wait before retrying a `busy` or `store_unavailable` answer.
+const RETRY_AFTER_SECONDS: &str = "1";
+
 impl ApiError {
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::BadRequest(message.into(), code)
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
     }
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::NotFound(message.into(), code)
-    }
-    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::Unprocessable(message.into(), code)
-    }
-    pub fn too_large(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::PayloadTooLarge(message.into(), code)
-    }
+
+    /// A bug or local I/O failure: logged, answered as `internal`.
     pub fn internal(message: impl std::fmt::Display) -> Self {
-        ApiError::Internal(message.to_string())
+        ApiError::new(ErrorCode::Internal, message.to_string())
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
     }
 
     pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(..) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(..) => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge(..) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unprocessable(..) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.code.status()
     }
 
-    /// The stable, documented error code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::BadRequest(_, c)
-            | ApiError::NotFound(_, c)
-            | ApiError::Conflict(_, c)
-            | ApiError::PayloadTooLarge(_, c)
-            | ApiError::Unprocessable(_, c) => c,
-            ApiError::Unauthenticated => "unauthenticated",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::Busy => "busy",
-            ApiError::Store(_) => "store_unavailable",
-            ApiError::Internal(_) => "internal",
-        }
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
 impl From<std::io::Error> for ApiError {
     fn from(e: std::io::Error) -> Self {
-        ApiError::Internal(format!("local I/O: {e}"))
+        ApiError::internal(format!("local I/O: {e}"))
     }
 }
 
 impl From<InvalidValue> for ApiError {
     fn from(e: InvalidValue) -> Self {
-        ApiError::BadRequest(e.to_string(), "invalid_parameter")
+        ApiError::new(ErrorCode::InvalidParameter, e.to_string())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let code = self.code();
-        let message = self.to_string();
+        let code = self.code.as_str();
         if status.is_server_error() {
-            tracing::error!(code, %message, "request failed");
+            tracing::error!(code, message = %self.message, "request failed");
         }
         crate::metrics::global()
             .errors
             .get_or_create(&crate::metrics::CodeLabel { code })
             .inc();
         let body = serde_json::json!({
-            "error": {"code": code, "message": message},
+            "error": {"code": code, "message": self.message},
             // sentry-cli prints `detail` for failed requests.
-            "detail": message,
+            "detail": self.message,
         });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
     }
 }
 

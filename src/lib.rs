@@ -14,6 +14,7 @@
 //! - [`cli`]: the `tracemap upload …` client and local tools.
 //! - [`types`]: validated newtypes.
 
+pub mod app;
 pub mod auth;
 pub mod caches;
 pub mod cli;
@@ -23,11 +24,10 @@ pub mod http;
 pub mod index;
 pub mod ingest;
 pub mod js;
+pub mod kinds;
 pub mod metrics;
 pub mod native;
-pub mod sentry;
 pub mod server;
 pub mod store;
-pub mod symbolicate;
 pub mod types;
 pub mod wire;

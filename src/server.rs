@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::app::App;
 use crate::config::{Config, LogFormat};
-use crate::http::{router, AppState};
+use crate::http::router;
 
 /// Serves until `shutdown` resolves, then stops accepting connections and waits for
 /// requests in flight (uploads included) to finish.
 pub async fn run(
     listener: TcpListener,
-    state: AppState,
+    state: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
@@ -36,14 +37,14 @@ pub async fn run(
 
 /// Periodic work: expire abandoned temp files, sweep expired sentry-cli chunks, keep the
 /// disk cache under its quota.
-fn spawn_maintenance(state: AppState) {
+fn spawn_maintenance(state: App) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(600));
         tick.tick().await;
         loop {
             tick.tick().await;
             clean_tmp(&state.config.tmp_dir(), Duration::from_secs(24 * 3600));
-            if let Err(e) = crate::sentry::expire(&state).await {
+            if let Err(e) = crate::app::sentry::expire(&state).await {
                 tracing::warn!(error = %e, "expiring sentry-cli chunks failed");
             }
             state.caches.enforce_quota();
@@ -110,7 +111,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(config.tmp_dir())
         .with_context(|| format!("creating {}", config.tmp_dir().display()))?;
     clean_tmp(&config.tmp_dir(), Duration::ZERO);
-    let state = AppState::new(config.clone()).context("opening the store")?;
+    let state = App::new(config.clone()).context("opening the store")?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

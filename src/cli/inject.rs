@@ -40,7 +40,7 @@ pub enum Outcome {
 pub fn inject_file(js_path: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
     let content =
         std::fs::read(js_path).with_context(|| format!("reading {}", js_path.display()))?;
-    let comments = crate::ingest::js::scan_magic_comments(&content);
+    let comments = crate::js::scan_magic_comments(&content);
     if comments.debug_id.is_some() {
         return Ok(Outcome::AlreadyInjected);
     }

@@ -158,7 +158,7 @@ fn collect_sourcemaps(
             continue;
         }
         let text = std::fs::read(&file.path)?;
-        let comments = crate::ingest::js::scan_magic_comments(&text);
+        let comments = crate::js::scan_magic_comments(&text);
         let rel = file
             .url
             .strip_prefix(url_prefix.trim_end_matches('/'))
@@ -172,7 +172,7 @@ fn collect_sourcemaps(
             }
             Some(u) => {
                 let base = format!("~/{rel}");
-                crate::symbolicate::js::resolve_url(&base, u)
+                crate::js::resolve_url(&base, u)
                     .strip_prefix("~/")
                     .map(str::to_owned)
             }
@@ -396,7 +396,7 @@ fn collect_debug_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
                 f.read(&mut head)?
             };
             let head = &head[..n];
-            let is_zip = crate::ingest::zip::looks_like_zip(head);
+            let is_zip = crate::kinds::looks_like_zip(head);
             let data_ok = is_zip || {
                 let bytes = std::fs::read(entry.path())?;
                 crate::ingest::native::is_debug_file(&bytes)

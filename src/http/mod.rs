@@ -1,12 +1,12 @@
 //! The HTTP surface: one [`router`] with every route, layer and body limit, and thin
-//! handlers that unpack requests and delegate. Handlers never parse artifacts themselves.
+//! handlers (REST in `upload`/`symbolicate`/`ops`, sentry-cli in `sentry`) that authorise,
+//! unpack requests and delegate to `app`. Handlers never parse artifacts themselves.
 
 mod ops;
+mod sentry;
 mod symbolicate;
-pub(crate) mod upload;
+mod upload;
 
-use std::ops::Deref;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -14,74 +14,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
-use tokio::sync::Semaphore;
 
-use crate::auth::Auth;
-use crate::caches::Caches;
-use crate::config::Config;
-use crate::error::ApiError;
-use crate::index::Index;
-use crate::store::Store;
-
-/// Everything a handler can reach. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState(Arc<AppInner>);
-
-pub struct AppInner {
-    pub config: Config,
-    pub store: Store,
-    pub index: Index,
-    pub auth: Auth,
-    pub caches: Caches,
-    /// Bounds requests in flight; see `limits.max_concurrent_requests`.
-    pub in_flight: Semaphore,
-    /// JS artifact resolutions by (project, generation, release, dist, debug ID, URL):
-    /// positive and negative, dropped by the project's next upload or after `index_ttl`.
-    pub js_resolutions: moka::future::Cache<String, Arc<crate::symbolicate::js::Resolution>>,
-    /// Native debug-file resolutions, keyed likewise.
-    pub native_resolutions:
-        moka::future::Cache<String, Arc<crate::symbolicate::native::ModuleResolution>>,
-}
-
-impl Deref for AppState {
-    type Target = AppInner;
-    fn deref(&self) -> &AppInner {
-        &self.0
-    }
-}
-
-impl AppState {
-    /// Opens the store and caches the configuration names.
-    pub fn new(config: Config) -> Result<AppState, crate::store::StoreError> {
-        let store = Store::open(&config)?;
-        Ok(Self::with_store(config, store))
-    }
-
-    pub fn with_store(config: Config, store: Store) -> AppState {
-        let index = Index::new(store.clone(), config.cache.index_ttl, config.cache.memory);
-        let caches = Caches::new(&config, store.clone());
-        AppState(Arc::new(AppInner {
-            auth: Auth::new(&config.auth),
-            in_flight: Semaphore::new(config.limits.max_concurrent_requests),
-            js_resolutions: moka::future::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(config.cache.index_ttl)
-                .build(),
-            native_resolutions: moka::future::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(config.cache.index_ttl)
-                .build(),
-            store,
-            index,
-            caches,
-            config,
-        }))
-    }
-}
+use crate::app::App;
+use crate::error::{ApiError, ErrorCode};
 
 /// All routes. Upload routes get the upload body limit and no timeout; symbolicate routes
 /// get the symbolicate body limit and the request timeout.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: App) -> Router {
     let limits = &state.config.limits;
     let upload_limit = limits.max_upload_bytes.min(usize::MAX as u64) as usize;
     let symbolicate_limit = limits.max_symbolicate_bytes.min(usize::MAX as u64) as usize;
@@ -113,7 +52,7 @@ pub fn router(state: AppState) -> Router {
             delete(upload::delete_debug_files),
         )
         .route("/api/v1/admin/sweep", post(ops::sweep))
-        .merge(crate::sentry::routes())
+        .merge(sentry::routes())
         .layer(DefaultBodyLimit::max(upload_limit));
 
     let symbolicate = Router::new()
@@ -174,11 +113,14 @@ async fn observe(request: Request, next: Next) -> Response {
 
 /// Admits a request when fewer than `max_concurrent_requests` are in flight; waits up to a
 /// second for a slot, then answers 503 (which sentry-cli and most clients retry).
-async fn bounded(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn bounded(State(state): State<App>, request: Request, next: Next) -> Response {
     let permit = match tokio::time::timeout(Duration::from_secs(1), state.in_flight.acquire()).await
     {
         Ok(Ok(p)) => p,
-        _ => return ApiError::Busy.into_response(),
+        _ => {
+            return ApiError::new(ErrorCode::Busy, "the server is busy; retry later")
+                .into_response()
+        }
     };
     let response = next.run(request).await;
     drop(permit);

@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
-use super::AppState;
+use crate::app::App;
 use crate::config::Scope;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// `GET /healthz`: the process is up.
 pub async fn healthz() -> &'static str {
@@ -19,21 +19,19 @@ pub async fn healthz() -> &'static str {
 }
 
 /// `GET /readyz`: the store answers.
-pub async fn readyz(State(state): State<AppState>) -> Response {
+pub async fn readyz(State(state): State<App>) -> Response {
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({
-                "error": {"code": "store_unavailable", "message": e.to_string()}
-            })),
-        )
-            .into_response(),
+        Err(e) => {
+            // The store's own words are for the operator's log, not for anonymous callers.
+            tracing::warn!(error = %e, "readiness check: the store does not answer");
+            ApiError::new(ErrorCode::StoreUnavailable, "the store does not answer").into_response()
+        }
     }
 }
 
 /// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub async fn metrics(State(state): State<App>) -> Response {
     state.caches.report_sizes();
     (
         [(
@@ -46,7 +44,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 pub async fn not_found() -> ApiError {
-    ApiError::not_found("route_not_found", "no such endpoint")
+    ApiError::new(ErrorCode::RouteNotFound, "no such endpoint")
 }
 
 pub fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
@@ -61,14 +59,14 @@ pub struct SweepQuery {
 
 /// `POST /api/v1/admin/sweep`: remove unreferenced blobs, dead manifests, dangling pointers.
 pub async fn sweep(
-    State(state): State<AppState>,
+    State(state): State<App>,
     Query(q): Query<SweepQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Json<crate::store::SweepReport>> {
     state.auth.check(&headers, Scope::Admin, None)?;
     let grace = match q.grace {
         Some(g) => humantime::parse_duration(&g)
-            .map_err(|e| ApiError::bad_request("invalid_parameter", format!("grace: {e}")))?,
+            .map_err(|e| ApiError::new(ErrorCode::InvalidParameter, format!("grace: {e}")))?,
         None => Duration::from_secs(3600),
     };
     Ok(Json(state.store.sweep(grace).await?))

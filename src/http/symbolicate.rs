@@ -7,26 +7,26 @@ use axum::http::HeaderMap;
 use axum::Json;
 use serde::Deserialize;
 
-use super::AppState;
+use crate::app::App;
 use crate::config::Scope;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::types::ProjectId;
 use crate::wire::{JsRequest, JsResponse, NativeRequest, NativeResponse};
 
 fn parse_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> ApiResult<T> {
     let body = body.map_err(|e| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::too_large("body_too_large", e.body_text())
+            ApiError::new(ErrorCode::BodyTooLarge, e.body_text())
         } else {
-            ApiError::bad_request("body_unreadable", e.body_text())
+            ApiError::new(ErrorCode::BodyUnreadable, e.body_text())
         }
     })?;
     serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("request body: {e}")))
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("request body: {e}")))
 }
 
 async fn authorised_project(
-    state: &AppState,
+    state: &App,
     headers: &HeaderMap,
     project: &str,
 ) -> ApiResult<ProjectId> {
@@ -39,7 +39,7 @@ async fn authorised_project(
 
 /// `POST /api/v1/projects/{project}/symbolicate/js`
 pub async fn js(
-    State(state): State<AppState>,
+    State(state): State<App>,
     Path(project): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -47,13 +47,13 @@ pub async fn js(
     let project = authorised_project(&state, &headers, &project).await?;
     let request: JsRequest = parse_body(body)?;
     Ok(Json(
-        crate::symbolicate::js::symbolicate(&state, &project, request).await?,
+        crate::app::symbolicate::js::symbolicate(&state, &project, request).await?,
     ))
 }
 
 /// `POST /api/v1/projects/{project}/symbolicate/native`
 pub async fn native(
-    State(state): State<AppState>,
+    State(state): State<App>,
     Path(project): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -61,7 +61,7 @@ pub async fn native(
     let project = authorised_project(&state, &headers, &project).await?;
     let request: NativeRequest = parse_body(body)?;
     Ok(Json(
-        crate::symbolicate::native::symbolicate(&state, &project, request).await?,
+        crate::app::symbolicate::native::symbolicate(&state, &project, request).await?,
     ))
 }
 
@@ -72,8 +72,8 @@ pub struct ScopeQuery {
 
 fn scope(q: &ScopeQuery) -> ApiResult<String> {
     q.scope.clone().ok_or_else(|| {
-        ApiError::bad_request(
-            "missing_scope",
+        ApiError::new(
+            ErrorCode::MissingScope,
             "the compatibility endpoints need ?scope={project}",
         )
     })
@@ -81,7 +81,7 @@ fn scope(q: &ScopeQuery) -> ApiResult<String> {
 
 /// `POST /symbolicate-js?scope={project}`: Symbolicator-compatible alias.
 pub async fn js_compat(
-    state: State<AppState>,
+    state: State<App>,
     Query(q): Query<ScopeQuery>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -91,7 +91,7 @@ pub async fn js_compat(
 
 /// `POST /symbolicate?scope={project}`: Symbolicator-compatible alias.
 pub async fn native_compat(
-    state: State<AppState>,
+    state: State<App>,
     Query(q): Query<ScopeQuery>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,

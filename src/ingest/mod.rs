@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use futures::{Stream, StreamExt};
 use sha2::Digest;
 
+use crate::error::{ApiError, ErrorCode};
 use crate::types::Sha256;
 
 /// Why an upload was rejected. Each variant has a stable code (see [`IngestError::code`]).
@@ -58,39 +59,38 @@ pub enum IngestError {
 }
 
 impl IngestError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            IngestError::TooLarge { .. } => "too_large",
-            IngestError::SourceMapMalformed { .. } => "sourcemap_malformed",
-            IngestError::UnknownDebugFormat { .. } => "unknown_debug_format",
-            IngestError::MalformedDebugFile { .. } => "debug_file_malformed",
-            IngestError::MissingDebugId { .. } => "debug_id_missing",
-            IngestError::NoDebugFiles => "no_debug_files",
-            IngestError::ZipInvalid(_) => "zip_invalid",
-            IngestError::ZipUnsafePath { .. } => "zip_unsafe_path",
-            IngestError::ZipTooManyEntries { .. } => "zip_too_many_entries",
-            IngestError::ZipInflatedTooLarge { .. } => "zip_too_large",
-            IngestError::ManifestInvalid(_) => "bundle_manifest_invalid",
-            IngestError::Invalid(_) => "invalid_upload",
-            IngestError::Empty => "empty_upload",
-            IngestError::Body(_) => "body_unreadable",
-            IngestError::Io(_) => "internal",
+            IngestError::TooLarge { .. } => ErrorCode::TooLarge,
+            IngestError::SourceMapMalformed { .. } => ErrorCode::SourcemapMalformed,
+            IngestError::UnknownDebugFormat { .. } => ErrorCode::UnknownDebugFormat,
+            IngestError::MalformedDebugFile { .. } => ErrorCode::DebugFileMalformed,
+            IngestError::MissingDebugId { .. } => ErrorCode::DebugIdMissing,
+            IngestError::NoDebugFiles => ErrorCode::NoDebugFiles,
+            IngestError::ZipInvalid(_) => ErrorCode::ZipInvalid,
+            IngestError::ZipUnsafePath { .. } => ErrorCode::ZipUnsafePath,
+            IngestError::ZipTooManyEntries { .. } => ErrorCode::ZipTooManyEntries,
+            IngestError::ZipInflatedTooLarge { .. } => ErrorCode::ZipTooLarge,
+            IngestError::ManifestInvalid(_) => ErrorCode::BundleManifestInvalid,
+            IngestError::Invalid(_) => ErrorCode::InvalidUpload,
+            IngestError::Empty => ErrorCode::EmptyUpload,
+            IngestError::Body(_) => ErrorCode::BodyUnreadable,
+            IngestError::Io(_) => ErrorCode::Internal,
         }
     }
 }
 
-impl From<IngestError> for crate::error::ApiError {
+impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
-        use crate::error::ApiError;
-        let code = e.code();
-        match e {
-            IngestError::Io(io) => ApiError::internal(io),
-            IngestError::TooLarge { .. }
-            | IngestError::ZipTooManyEntries { .. }
-            | IngestError::ZipInflatedTooLarge { .. } => ApiError::too_large(code, e.to_string()),
-            other => ApiError::bad_request(code, other.to_string()),
-        }
+        ApiError::new(e.code(), e.to_string())
     }
+}
+
+/// The SHA-256 of a local file, streamed (blocking: call it off the async threads).
+pub fn sha256_of_file(path: &Path) -> std::io::Result<Sha256> {
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok(Sha256::from_digest(&hasher.finalize()))
 }
 
 /// A received file on local disk, deleted when dropped.

@@ -48,13 +48,6 @@ pub struct Extracted {
     pub files: Vec<Received>,
 }
 
-/// Whether the file starts like a zip (with or without the `SYSB` header).
-pub fn looks_like_zip(head: &[u8]) -> bool {
-    head.starts_with(b"PK\x03\x04")
-        || head.starts_with(b"PK\x05\x06")
-        || (head.starts_with(b"SYSB") && head.get(8..12) == Some(b"PK\x03\x04"))
-}
-
 /// Extracts every file entry of the zip at `path` into temporary files in `tmp_dir`.
 /// `manifest.json` at the root is parsed as a bundle manifest, not returned as a file.
 pub fn extract(path: &Path, tmp_dir: &Path, limits: &ZipLimits) -> Result<Extracted, IngestError> {

@@ -32,10 +32,12 @@
 //! names), `paths.rs` (source path display), `context.rs` (source context lines).
 
 mod build;
+mod comments;
 mod context;
 mod format;
 mod paths;
 mod scopes;
+mod urls;
 
 #[cfg(test)]
 mod oracle_tests;
@@ -43,9 +45,11 @@ mod oracle_tests;
 mod tests;
 
 pub use build::build_cache;
+pub use comments::{decode_data_url, scan_magic_comments, MagicComments};
 pub use context::{source_context, LineIndex, SourceContext};
 pub use format::{JsCache, JsLocation, JsScope, ScopeOrigins};
 pub use paths::{is_third_party, normalize_source_path};
+pub use urls::{resolve_url, url_candidates};
 
 /// Version of the cache format written by [`build_cache`]. A cache with another version is
 /// rejected by [`JsCache::parse`]; callers key stored caches by it.

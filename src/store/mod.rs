@@ -10,7 +10,8 @@
 //! projects/{p}/debug-ids/{debug_id}/{ulid}         pointer: upload has a file with this debug ID
 //! projects/{p}/code-ids/{code_id}/{ulid}           pointer: upload has a debug file with this code ID
 //! chunks/sha1/ab/abcdef…                           sentry-cli chunks (expire)
-//! assemble/{org}/{sha1}.json                       sentry-cli assemble state
+//! sentry/assemble/{kind}/{sha1}/{sha1}.json        sentry-cli assemble state
+//! sentry/releases/{p}/{version}/{ulid}.json        sentry-cli release metadata, newest wins
 //! ```
 //! Invariants:
 //! - Nothing is ever overwritten with different content: blobs are keyed by their hash and
@@ -23,6 +24,7 @@
 //!
 //! This module knows nothing of HTTP and does no symbolication.
 
+mod chunks;
 mod model;
 mod sweep;
 
@@ -39,6 +41,7 @@ pub use model::*;
 pub use sweep::SweepReport;
 
 use crate::config::Config;
+use crate::error::{ApiError, ErrorCode};
 use crate::types::{ProjectId, Release, Sha256};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +56,19 @@ pub enum StoreError {
     Shared(String),
     #[error("cannot open store {url}: {message}")]
     Open { url: String, message: String },
+}
+
+/// The moment `age` ago: objects last modified before it are older than `age`.
+pub(crate) fn cutoff(age: std::time::Duration) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::zero())
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        // The message names the backend's trouble for the operator's logs; clients get the
+        // code and retry.
+        ApiError::new(ErrorCode::StoreUnavailable, format!("storage error: {e}"))
+    }
 }
 
 /// Handle to the durable store. Cheap to clone.
@@ -149,10 +165,6 @@ impl Store {
     pub fn blob_key(sha: &Sha256) -> Path {
         let s = sha.as_str();
         Path::from_iter(["blobs", "sha256", &s[..2], s])
-    }
-
-    pub async fn has_blob(&self, sha: &Sha256) -> Result<bool, StoreError> {
-        self.exists(&Self::blob_key(sha)).await
     }
 
     pub async fn exists(&self, key: &Path) -> Result<bool, StoreError> {

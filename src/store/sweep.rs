@@ -28,7 +28,7 @@ pub struct SweepReport {
 }
 
 pub(super) async fn run(store: &Store, grace: Duration) -> Result<SweepReport, StoreError> {
-    let cutoff = chrono_cutoff(grace);
+    let cutoff = super::cutoff(grace);
     let mut report = SweepReport::default();
     let mut live_blobs: HashSet<String> = HashSet::new();
 
@@ -90,10 +90,6 @@ pub(super) async fn run(store: &Store, grace: Duration) -> Result<SweepReport, S
             report.bytes_freed += meta.size;
         }
     }
-    report.chunks_deleted = crate::sentry::expire_chunks(store, grace).await?;
+    report.chunks_deleted = store.expire_chunks(grace).await?;
     Ok(report)
-}
-
-fn chrono_cutoff(grace: Duration) -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::zero())
 }

@@ -8,8 +8,9 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
+use tracemap::app::App;
 use tracemap::config::Config;
-use tracemap::http::{router, AppState};
+use tracemap::http::router;
 
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -21,7 +22,7 @@ pub fn fixture(rel: &str) -> Vec<u8> {
 }
 
 pub struct TestApp {
-    pub state: AppState,
+    pub state: App,
     pub dir: tempfile::TempDir,
     /// Sent as `Authorization: Bearer …` on requests that carry none.
     pub token: Option<String>,
@@ -72,7 +73,7 @@ impl TestApp {
         };
         edit(&mut config);
         config.validate().expect("test config is valid");
-        let state = AppState::new(config).expect("state");
+        let state = App::new(config).expect("state");
         TestApp {
             state,
             dir,
@@ -81,8 +82,8 @@ impl TestApp {
     }
 
     /// A second app over the same data directory (a restart, or another replica).
-    pub fn reopen(&self) -> AppState {
-        AppState::new(self.state.config.clone()).expect("state")
+    pub fn reopen(&self) -> App {
+        App::new(self.state.config.clone()).expect("state")
     }
 
     pub async fn send(&self, mut request: Request<Body>) -> Reply {
@@ -286,7 +287,7 @@ pub fn tiny_map(debug_id: Option<&str>) -> Vec<u8> {
 pub struct LiveServer {
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub base: String,
-    pub state: AppState,
+    pub state: App,
     _dir: tempfile::TempDir,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -303,7 +304,7 @@ impl LiveServer {
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let state = AppState::new(config).expect("state");
+        let state = App::new(config).expect("state");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(tracemap::server::run(listener, state.clone(), async move {
             let _ = rx.await;

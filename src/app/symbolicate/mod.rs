@@ -8,12 +8,13 @@
 
 pub mod js;
 pub mod native;
+mod sources;
 
-use crate::http::AppState;
+use crate::app::App;
 use crate::store::UploadManifest;
 
 /// Builds, in the background, the caches an upload's files will need.
-pub async fn prewarm(state: &AppState, manifest: &UploadManifest) {
+pub async fn prewarm(state: &App, manifest: &UploadManifest) {
     js::prewarm(state, manifest).await;
     native::prewarm(state, manifest).await;
 }

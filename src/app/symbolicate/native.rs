@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::app::App;
 use crate::caches::{BuildError, Built, CacheBytes};
-use crate::error::ApiError;
-use crate::http::AppState;
-use crate::store::{DebugFileEntry, DebugFileFormat, Store, UploadManifest};
+use crate::error::{ApiError, ErrorCode};
+use crate::kinds::DebugFileFormat;
+use crate::store::{DebugFileEntry, Store, UploadManifest};
 use crate::types::{parse_code_id, parse_debug_id, ProjectId, Sha256};
 use crate::wire::{
     Addr, FrameOrder, ModuleFeatures, NativeFrameOut, NativeModule, NativeModuleOut, NativeRequest,
@@ -65,7 +66,7 @@ pub(crate) fn cache_key(
 /// for a companion file (`.debug`, PDB, Breakpad), the executable whose section table
 /// bounds symbols that have no size.
 async fn file_cache(
-    state: &AppState,
+    state: &App,
     project: &ProjectId,
     file: &DebugFileEntry,
     executable: Option<&DebugFileEntry>,
@@ -176,11 +177,7 @@ struct Module {
     arch: String,
 }
 
-async fn resolve_module(
-    state: &AppState,
-    project: &ProjectId,
-    m: &Module,
-) -> Arc<ModuleResolution> {
+async fn resolve_module(state: &App, project: &ProjectId, m: &Module) -> Arc<ModuleResolution> {
     let key = format!(
         "{project}\u{0}{}\u{0}{}\u{0}{}",
         state.index.generation(project),
@@ -201,7 +198,7 @@ async fn resolve_module(
 }
 
 async fn resolve_module_uncached(
-    state: &AppState,
+    state: &App,
     project: &ProjectId,
     m: &Module,
 ) -> Result<ResolvedModule, ModuleFailure> {
@@ -331,15 +328,15 @@ fn describe_ids(m: &Module) -> String {
 
 /// Symbolicates a native request. Never fails for per-frame problems.
 pub async fn symbolicate(
-    state: &AppState,
+    state: &App,
     project: &ProjectId,
     request: NativeRequest,
 ) -> Result<NativeResponse, ApiError> {
     let limits = &state.config.limits;
     let total: usize = request.stacktraces.iter().map(|s| s.frames.len()).sum();
     if total > limits.max_frames {
-        return Err(ApiError::too_large(
-            "too_many_frames",
+        return Err(ApiError::new(
+            ErrorCode::TooManyFrames,
             format!(
                 "request has {total} frames, over the limit of {}",
                 limits.max_frames
@@ -347,8 +344,8 @@ pub async fn symbolicate(
         ));
     }
     if request.modules.len() > limits.max_modules {
-        return Err(ApiError::too_large(
-            "too_many_modules",
+        return Err(ApiError::new(
+            ErrorCode::TooManyModules,
             format!(
                 "request has {} modules, over the limit of {}",
                 request.modules.len(),
@@ -640,7 +637,7 @@ pub fn debug_id_from_build_id(code_id: &debugid::CodeId) -> Option<debugid::Debu
 }
 
 async fn source_context(
-    state: &AppState,
+    state: &App,
     resolved: &ResolvedModule,
     path: &str,
     line: u32,
@@ -648,14 +645,14 @@ async fn source_context(
 ) {
     let mut text = None;
     for bundle in &resolved.source_bundles {
-        text = state.caches.bundle_source(bundle, path).await;
+        text = super::sources::bundle_source(state, bundle, path).await;
         if text.is_some() {
             break;
         }
     }
     if text.is_none() {
         if let Some(sha) = &resolved.embedded_sources {
-            text = state.caches.embedded_source(sha, path).await;
+            text = super::sources::embedded_source(state, sha, path).await;
         }
     }
     if let Some(ctx) = text.and_then(|t| t.context(line, 0)) {
@@ -667,7 +664,7 @@ async fn source_context(
 
 /// After an upload: resolve each uploaded debug ID as a request would, which builds the
 /// SymCache the next request needs (with the same key: companions, split units and all).
-pub async fn prewarm(state: &AppState, manifest: &UploadManifest) {
+pub async fn prewarm(state: &App, manifest: &UploadManifest) {
     let mut seen = std::collections::HashSet::new();
     for d in &manifest.debug_files {
         let Some(debug_id) = d.debug_id else { continue };

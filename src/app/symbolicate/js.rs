@@ -4,11 +4,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::app::App;
 use crate::caches::{BuildError, Built, CacheBytes};
-use crate::error::ApiError;
-use crate::http::AppState;
+use crate::error::{ApiError, ErrorCode};
 use crate::index::ReleaseIndex;
-use crate::store::{ArtifactEntry, ArtifactKind, Store, UploadManifest};
+use crate::js::{resolve_url, url_candidates};
+use crate::kinds::ArtifactKind;
+use crate::store::{ArtifactEntry, Store, UploadManifest};
 use crate::types::{parse_debug_id, ArtifactUrl, Dist, ProjectId, Release, Sha256};
 use crate::wire::{self, FrameOrder, JsFrame, JsRequest, JsResponse, JsStacktraceOut};
 
@@ -70,7 +72,7 @@ pub(crate) fn cache_key(minified: Option<&Sha256>, map: &Sha256) -> String {
 }
 
 /// Gets (or builds) the lookup cache for a (minified, map) pair.
-pub(crate) async fn pair_cache(state: &AppState, minified: Option<&Sha256>, map: &Sha256) -> Built {
+pub(crate) async fn pair_cache(state: &App, minified: Option<&Sha256>, map: &Sha256) -> Built {
     let key = cache_key(minified, map);
     let store = state.store.clone();
     let minified = minified.cloned();
@@ -111,66 +113,8 @@ pub(crate) async fn pair_cache(state: &AppState, minified: Option<&Sha256>, map:
         .await
 }
 
-/// The URLs under which a frame's file may have been uploaded, most specific first:
-/// the full URL, without query, `~/path?query`, `~/path` (fragment always dropped).
-pub fn url_candidates(abs_path: &str) -> Vec<String> {
-    let abs_path = abs_path.split('#').next().unwrap_or_default();
-    let mut out: Vec<String> = Vec::new();
-    let mut push = |s: String| {
-        if !s.is_empty() && !out.contains(&s) {
-            out.push(s);
-        }
-    };
-    push(abs_path.to_owned());
-    let without_query = abs_path.split('?').next().unwrap_or_default();
-    push(without_query.to_owned());
-    if let Some(rest) = abs_path.strip_prefix("~/") {
-        push(format!("~/{}", rest.split('?').next().unwrap_or_default()));
-    } else if let Some((_, after_scheme)) = abs_path.split_once("://") {
-        // Drop scheme and host; keep path and query.
-        let path = after_scheme
-            .find('/')
-            .map_or("", |i| &after_scheme[i + 1..]);
-        if !path.is_empty() {
-            push(format!("~/{path}"));
-            push(format!("~/{}", path.split('?').next().unwrap_or_default()));
-        }
-    } else if let Some(path) = abs_path.strip_prefix('/') {
-        push(format!("~/{path}"));
-        push(format!("~/{}", path.split('?').next().unwrap_or_default()));
-    } else {
-        push(format!("~/{abs_path}"));
-        push(format!("~/{without_query}"));
-    }
-    out
-}
-
-/// Resolves `reference` (a map URL or a `sources` entry) against the URL of the file that
-/// names it. Host-less `~/` URLs resolve like paths on an anonymous host.
-pub fn resolve_url(base: &str, reference: &str) -> String {
-    const HOSTLESS: &str = "http://tracemap.invalid/";
-    if reference.contains("://") {
-        return reference.to_owned();
-    }
-    let (base_url, hostless) = match base.strip_prefix("~/") {
-        Some(rest) => (format!("{HOSTLESS}{rest}"), true),
-        None => (base.to_owned(), false),
-    };
-    let joined = url::Url::parse(&base_url)
-        .and_then(|b| b.join(reference))
-        .map(|u| u.to_string());
-    match joined {
-        Ok(u) if hostless => u
-            .strip_prefix(HOSTLESS)
-            .map(|p| format!("~/{p}"))
-            .unwrap_or(u),
-        Ok(u) => u,
-        Err(_) => reference.to_owned(),
-    }
-}
-
 struct Lookup<'a> {
-    state: &'a AppState,
+    state: &'a App,
     project: &'a ProjectId,
     release: Option<Release>,
     dist: Option<Dist>,
@@ -451,14 +395,14 @@ impl Lookup<'_> {
 
 /// Symbolicates a JS request. Never fails for per-frame problems.
 pub async fn symbolicate(
-    state: &AppState,
+    state: &App,
     project: &ProjectId,
     request: JsRequest,
 ) -> Result<JsResponse, ApiError> {
     let total: usize = request.stacktraces.iter().map(|s| s.frames.len()).sum();
     if total > state.config.limits.max_frames {
-        return Err(ApiError::too_large(
-            "too_many_frames",
+        return Err(ApiError::new(
+            ErrorCode::TooManyFrames,
             format!(
                 "request has {total} frames, over the limit of {}",
                 state.config.limits.max_frames
@@ -570,7 +514,8 @@ pub async fn symbolicate(
                             .await;
                             if context {
                                 if let Some(sha) = &r.minified_sha {
-                                    if let Some(text) = state.caches.text(sha).await {
+                                    if let Some(text) = super::sources::blob_text(state, sha).await
+                                    {
                                         set_context(&mut raw, text.context(lineno, colno));
                                     }
                                 }
@@ -635,7 +580,7 @@ fn js_error(frame: &JsFrame, kind: &'static str, diagnostic: String) -> wire::Js
 /// known to be anonymous.
 #[allow(clippy::too_many_arguments)]
 async fn apply_lookup(
-    state: &AppState,
+    state: &App,
     r: &Resolved,
     frame: &JsFrame,
     lineno: u32,
@@ -750,7 +695,7 @@ fn source_candidates(r: &Resolved, source: &str) -> Vec<String> {
 }
 
 async fn original_source(
-    state: &AppState,
+    state: &App,
     r: &Resolved,
     source: &str,
 ) -> Option<Arc<crate::caches::Text>> {
@@ -758,7 +703,7 @@ async fn original_source(
     for url in source_candidates(r, source) {
         for c in url_candidates(&url) {
             if let Some(a) = index.get(r.dist.as_ref(), &c) {
-                return state.caches.text(&a.entry.sha256).await;
+                return super::sources::blob_text(state, &a.entry.sha256).await;
             }
         }
     }
@@ -766,7 +711,7 @@ async fn original_source(
 }
 
 /// After an upload: build the cache of every (minified, map) pair it completes.
-pub async fn prewarm(state: &AppState, manifest: &UploadManifest) {
+pub async fn prewarm(state: &App, manifest: &UploadManifest) {
     let urls: HashMap<&str, &ArtifactEntry> = manifest
         .artifacts
         .iter()

@@ -1,0 +1,81 @@
+//! The service layer: the [`App`] state and the three things the service does with it.
+//!
+//! - [`uploads`]: receive → validate (through `ingest`) → commit (through `store`), plus the
+//!   catalogue of what was uploaded (listing, download, delete).
+//! - [`symbolicate`]: resolving a request's frames against the index and the derived caches,
+//!   with the pure `js` and `native` modules doing the lookups.
+//! - [`sentry`]: the sentry-cli protocol's logic (chunks, the assemble state machine, release
+//!   metadata), which ends in the same upload commit as our own REST API.
+//!
+//! Nothing here knows HTTP: no request, header or response types. The `http` layer above
+//! unpacks requests, authorises them, calls in here and turns the answers into responses.
+
+pub mod sentry;
+pub mod symbolicate;
+pub mod uploads;
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use crate::auth::Auth;
+use crate::caches::Caches;
+use crate::config::Config;
+use crate::index::Index;
+use crate::store::{Store, StoreError};
+
+/// Everything the service holds. Cheap to clone.
+#[derive(Clone)]
+pub struct App(Arc<AppInner>);
+
+pub struct AppInner {
+    pub config: Config,
+    pub store: Store,
+    pub index: Index,
+    pub auth: Auth,
+    pub caches: Caches,
+    /// Bounds symbolicate requests in flight; see `limits.max_concurrent_requests`.
+    pub in_flight: Semaphore,
+    /// JS artifact resolutions by (project, generation, release, dist, debug ID, URL):
+    /// positive and negative, dropped by the project's next upload or after `index_ttl`.
+    pub js_resolutions: moka::future::Cache<String, Arc<symbolicate::js::Resolution>>,
+    /// Native debug-file resolutions, keyed likewise.
+    pub native_resolutions: moka::future::Cache<String, Arc<symbolicate::native::ModuleResolution>>,
+}
+
+impl Deref for App {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl App {
+    /// Opens the store the configuration names.
+    pub fn new(config: Config) -> Result<App, StoreError> {
+        let store = Store::open(&config)?;
+        Ok(Self::with_store(config, store))
+    }
+
+    pub fn with_store(config: Config, store: Store) -> App {
+        let index = Index::new(store.clone(), config.cache.index_ttl, config.cache.memory);
+        let caches = Caches::new(&config);
+        App(Arc::new(AppInner {
+            auth: Auth::new(&config.auth),
+            in_flight: Semaphore::new(config.limits.max_concurrent_requests),
+            js_resolutions: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(config.cache.index_ttl)
+                .build(),
+            native_resolutions: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(config.cache.index_ttl)
+                .build(),
+            store,
+            index,
+            caches,
+            config,
+        }))
+    }
+}

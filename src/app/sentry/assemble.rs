@@ -1,0 +1,391 @@
+//! The assemble state machine shared by artifact bundles and debug files.
+//!
+//! An assemble call lists a file's chunks by SHA-1. While chunks are missing the answer is
+//! `not_found` with the complete list of missing chunks; the first call that finds every chunk
+//! records `created`, starts the assembly in the background and answers `created`; later calls
+//! answer the recorded state (`assembling`, `ok` or `error`). States are stored, so a restart
+//! keeps them; a state left `created`/`assembling` by a crash is restarted by the next call.
+
+use std::collections::{BTreeMap, HashSet};
+
+use object_store::path::Path as Key;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use sha1::Digest;
+
+use super::{invalid, is_sha1};
+use crate::app::uploads::{self, debug_files, js};
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+use crate::ingest::{self, Received};
+use crate::store::{now_rfc3339, Store, UploadId, UploadManifest, UploadSource};
+use crate::types::ProjectId;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum AssembleState {
+    NotFound,
+    Created,
+    Assembling,
+    Ok,
+    Error,
+}
+
+/// What is assembled: the two kinds keep their states apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AssembleKind {
+    Bundle,
+    DebugFile,
+}
+
+impl AssembleKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            AssembleKind::Bundle => "bundle",
+            AssembleKind::DebugFile => "dif",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredState {
+    state: AssembleState,
+    #[serde(default)]
+    detail: Option<String>,
+    /// For debug files: the `dif` object sentry-cli prints.
+    #[serde(default)]
+    dif: Option<serde_json::Value>,
+    updated_at: String,
+}
+
+impl StoredState {
+    fn new(state: AssembleState) -> Self {
+        StoredState {
+            state,
+            detail: None,
+            dif: None,
+            updated_at: now_rfc3339(),
+        }
+    }
+}
+
+fn state_key(kind: AssembleKind, checksum: &str) -> Key {
+    Key::from_iter(["sentry", "assemble", kind.as_str(), checksum])
+        .child(format!("{checksum}.json"))
+}
+
+/// Assemblies running in this process, by state key.
+fn running() -> &'static Mutex<HashSet<String>> {
+    static RUNNING: std::sync::OnceLock<Mutex<HashSet<String>>> = std::sync::OnceLock::new();
+    RUNNING.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+async fn missing_chunks(store: &Store, chunks: &[String]) -> ApiResult<Vec<String>> {
+    let mut missing = Vec::new();
+    let mut seen = HashSet::new();
+    for c in chunks {
+        if seen.insert(c.clone()) && !store.has_chunk(c).await? {
+            missing.push(c.clone());
+        }
+    }
+    Ok(missing)
+}
+
+fn state_json(s: &StoredState, missing: Vec<String>) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "state": s.state,
+        "missingChunks": missing,
+        "detail": s.detail,
+    });
+    if let Some(dif) = &s.dif {
+        v["dif"] = dif.clone();
+    }
+    v
+}
+
+fn check_checksums(checksum: &str, chunks: &[String]) -> ApiResult<()> {
+    if !is_sha1(checksum) || !chunks.iter().all(|c| is_sha1(c)) {
+        return Err(invalid(
+            "checksum and chunks must be 40 lowercase hex digits",
+        ));
+    }
+    Ok(())
+}
+
+/// One step of the state machine: `not_found` with the complete list of missing chunks,
+/// else the stored state, else start assembling and answer `created`.
+async fn step<F, Fut>(
+    app: &App,
+    kind: AssembleKind,
+    checksum: &str,
+    chunks: &[String],
+    job: F,
+) -> ApiResult<serde_json::Value>
+where
+    F: FnOnce(tempfile::TempPath) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Option<serde_json::Value>, String>> + Send,
+{
+    let missing = missing_chunks(&app.store, chunks).await?;
+    let key = state_key(kind, checksum);
+    let stored: Option<StoredState> = app.store.get_json(&key).await?;
+    if let Some(s) = &stored {
+        let stalled = matches!(s.state, AssembleState::Created | AssembleState::Assembling)
+            && !running().lock().contains(key.as_ref());
+        if !stalled && s.state != AssembleState::NotFound {
+            return Ok(state_json(s, Vec::new()));
+        }
+    }
+    if !missing.is_empty() {
+        return Ok(state_json(
+            &StoredState::new(AssembleState::NotFound),
+            missing,
+        ));
+    }
+    if chunks.is_empty() {
+        let s = StoredState {
+            detail: Some("no chunks listed".into()),
+            ..StoredState::new(AssembleState::NotFound)
+        };
+        return Ok(state_json(&s, Vec::new()));
+    }
+    let created = StoredState::new(AssembleState::Created);
+    if !running().lock().insert(key.to_string()) {
+        return Ok(state_json(&created, Vec::new()));
+    }
+    app.store.put_json(&key, &created).await?;
+    let app2 = app.clone();
+    let chunks = chunks.to_vec();
+    let checksum = checksum.to_owned();
+    tokio::spawn(async move {
+        let result = run(&app2, &key, &checksum, &chunks, job).await;
+        let final_state = match result {
+            Ok(dif) => StoredState {
+                dif,
+                ..StoredState::new(AssembleState::Ok)
+            },
+            Err(detail) => {
+                tracing::warn!(checksum, %detail, "sentry-cli assemble failed");
+                StoredState {
+                    detail: Some(detail),
+                    ..StoredState::new(AssembleState::Error)
+                }
+            }
+        };
+        if let Err(e) = app2.store.put_json(&key, &final_state).await {
+            tracing::error!(error = %e, "cannot record assemble state");
+        }
+        running().lock().remove(key.as_ref());
+    });
+    Ok(state_json(&created, Vec::new()))
+}
+
+/// Concatenates the chunks into a local file, checks the whole file's SHA-1, runs `job`.
+async fn run<F, Fut>(
+    app: &App,
+    key: &Key,
+    checksum: &str,
+    chunks: &[String],
+    job: F,
+) -> Result<Option<serde_json::Value>, String>
+where
+    F: FnOnce(tempfile::TempPath) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<serde_json::Value>, String>>,
+{
+    app.store
+        .put_json(key, &StoredState::new(AssembleState::Assembling))
+        .await
+        .map_err(|e| e.to_string())?;
+    let tmp = app.config.tmp_dir();
+    let mut writer =
+        ingest::HashingWriter::new(&tmp, app.config.limits.max_file_bytes, "assembled file")
+            .map_err(|e| e.to_string())?;
+    let mut sha1 = sha1::Sha1::new();
+    for c in chunks {
+        let bytes = app
+            .store
+            .get_chunk(c)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("chunk {c} expired before assembly"))?;
+        sha1.update(&bytes);
+        writer.push(&bytes).map_err(|e| e.to_string())?;
+    }
+    let actual = hex::encode(sha1.finalize());
+    if actual != checksum {
+        return Err(format!(
+            "assembled file has SHA-1 {actual}, expected {checksum}"
+        ));
+    }
+    let file = writer.finish().map_err(|e| e.to_string())?;
+    job(file.path).await
+}
+
+fn text(e: ApiError) -> String {
+    e.to_string()
+}
+
+/// An artifact-bundle assemble request (3.x `artifactbundle/assemble`, or 2.x release
+/// bundles, which name no project and take it from the bundle's manifest).
+pub struct BundleAssemble {
+    pub checksum: String,
+    pub chunks: Vec<String>,
+    /// Authorised projects; empty when the bundle's manifest names the project.
+    pub projects: Vec<ProjectId>,
+    pub version: Option<String>,
+    pub dist: Option<String>,
+}
+
+/// Assembles an artifact bundle and commits it for every project it is for.
+pub async fn bundle(app: &App, req: BundleAssemble) -> ApiResult<serde_json::Value> {
+    check_checksums(&req.checksum, &req.chunks)?;
+    if req.dist.is_some() && req.version.is_none() {
+        return Err(invalid("dist requires a version"));
+    }
+    let BundleAssemble {
+        checksum,
+        chunks,
+        projects,
+        version,
+        dist,
+    } = req;
+    let job_app = app.clone();
+    let job = move |path: tempfile::TempPath| async move {
+        let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+        let zip = ingest::TempFile {
+            sha256: crate::types::Sha256::from_digest(&[0; 32]),
+            size,
+            path,
+        };
+        let projects = if projects.is_empty() {
+            // 2.x release bundles name their project in the manifest.
+            project_from_bundle(&zip.path).into_iter().collect()
+        } else {
+            projects
+        };
+        let (first, rest) = projects
+            .split_first()
+            .ok_or("the request names no project")?;
+        let mut manifest = UploadManifest::new(first.clone(), UploadSource::SentryCli);
+        let bundle = js::BundleOptions {
+            release: version.as_deref(),
+            dist: dist.as_deref(),
+            url_prefix: None,
+        };
+        let (prepared, _warnings) = js::prepare_bundle(&job_app, &mut manifest, zip, &bundle)
+            .await
+            .map_err(text)?;
+        let committed = uploads::commit_manifest(&job_app, manifest, prepared)
+            .await
+            .map_err(text)?;
+        // The blobs serve every project; each further project gets its own manifest.
+        for project in rest {
+            let mut m = committed.clone();
+            m.id = UploadId::new();
+            m.project = project.clone();
+            job_app
+                .store
+                .commit_upload(&m)
+                .await
+                .map_err(|e| e.to_string())?;
+            job_app.index.invalidate(project);
+            uploads::after_commit(&job_app, &m);
+        }
+        if let Some(v) = &version {
+            for p in std::iter::once(first).chain(rest) {
+                super::releases::ensure(&job_app, p, v).await;
+            }
+        }
+        Ok(None)
+    };
+    step(app, AssembleKind::Bundle, &checksum, &chunks, job).await
+}
+
+fn project_from_bundle(path: &std::path::Path) -> Option<ProjectId> {
+    use std::io::{Read, Seek};
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut head = [0u8; 8];
+    f.read_exact(&mut head).ok()?;
+    if &head[..4] != b"SYSB" {
+        f.rewind().ok()?;
+    }
+    let mut rest = Vec::new();
+    f.read_to_end(&mut rest).ok()?;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(rest)).ok()?;
+    let mut manifest = String::new();
+    archive
+        .by_name("manifest.json")
+        .ok()?
+        .read_to_string(&mut manifest)
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_str(&manifest).ok()?;
+    ProjectId::parse(v["project"].as_str()?).ok()
+}
+
+/// One file of a difs assemble request. Its `debug_id` (a hint sentry-cli sends) is not
+/// needed: the debug IDs come from the file itself.
+#[derive(Debug, Deserialize)]
+pub struct DifRequest {
+    pub name: String,
+    #[serde(default)]
+    pub chunks: Vec<String>,
+}
+
+/// Assembles debug files (a map keyed by whole-file SHA-1; the answer has the same keys).
+pub async fn debug_files(
+    app: &App,
+    project: &ProjectId,
+    files: BTreeMap<String, DifRequest>,
+) -> ApiResult<serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    for (checksum, file) in files {
+        check_checksums(&checksum, &file.chunks)?;
+        let job_app = app.clone();
+        let project = project.clone();
+        let name = ingest::safe_relative_path(&file.name)
+            .map(|n| ingest::file_name(&n).to_owned())
+            .unwrap_or_else(|| "upload".into());
+        let sha1 = checksum.clone();
+        let job = move |path: tempfile::TempPath| async move {
+            let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+            let sha256 = tokio::task::spawn_blocking({
+                let path = path.to_path_buf();
+                move || ingest::sha256_of_file(&path)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+            let received = Received {
+                name: name.clone(),
+                file: ingest::TempFile { path, sha256, size },
+            };
+            let (prepared, _) = debug_files::prepare(&job_app, vec![received])
+                .await
+                .map_err(text)?;
+            let manifest = UploadManifest::new(project, UploadSource::SentryCli);
+            let response = uploads::commit(&job_app, manifest, prepared, Vec::new())
+                .await
+                .map_err(text)?;
+            let d = response
+                .debug_files
+                .first()
+                .ok_or("no debug file in upload")?;
+            Ok(Some(serde_json::json!({
+                "id": response.upload_id,
+                "uuid": d.debug_id,
+                "debugId": d.debug_id,
+                "codeId": d.code_id,
+                "cpuName": d.arch,
+                "objectName": name,
+                "symbolType": d.kind,
+                "headers": {"Content-Type": "application/octet-stream"},
+                "size": size,
+                "sha1": sha1,
+                "dateCreated": now_rfc3339(),
+                "data": {"type": d.object_kind, "features": d.features},
+            })))
+        };
+        let v = step(app, AssembleKind::DebugFile, &checksum, &file.chunks, job).await?;
+        out.insert(checksum, v);
+    }
+    Ok(serde_json::Value::Object(out))
+}

@@ -1,0 +1,254 @@
+//! The catalogue of what was committed: releases and their files, debug files; download
+//! and delete. Uploads are immutable, so deleting an artifact writes a newer upload that
+//! removes its URL, and deleting debug files removes their pointers.
+
+use std::sync::Arc;
+
+use futures::stream::BoxStream;
+
+use super::{ArtifactView, DebugFileView};
+use crate::app::App;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::index::IndexedArtifact;
+use crate::store::{DebugFileEntry, Store, UploadId, UploadManifest, UploadSource};
+use crate::types::{Dist, ProjectId, Release};
+
+/// The release names of a project.
+pub async fn releases(app: &App, project: &ProjectId) -> ApiResult<Vec<String>> {
+    Ok(app.store.list_releases(project).await?)
+}
+
+/// A release's merged URL index, as listed to people.
+pub struct ReleaseFiles {
+    pub uploads: usize,
+    pub files: Vec<ArtifactView>,
+}
+
+/// The files of a release (newest upload wins per URL), optionally of one dist.
+pub async fn release_files(
+    app: &App,
+    project: &ProjectId,
+    release: &Release,
+    dist: Option<&str>,
+) -> ApiResult<ReleaseFiles> {
+    let index = app.index.release(project, release).await?;
+    if index.uploads == 0 {
+        return Err(release_not_found(project, release));
+    }
+    let mut files: Vec<ArtifactView> = index
+        .files
+        .values()
+        .filter(|a| dist.is_none() || a.dist.as_ref().map(Dist::as_str) == dist)
+        .map(|a| ArtifactView {
+            dist: a.dist.as_ref().map(|d| d.to_string()),
+            upload_id: Some(a.upload.to_string()),
+            ..ArtifactView::of(&a.entry)
+        })
+        .collect();
+    files.sort_by(|a, b| (&a.url, &a.dist).cmp(&(&b.url, &b.dist)));
+    Ok(ReleaseFiles {
+        uploads: index.uploads,
+        files,
+    })
+}
+
+fn release_not_found(project: &ProjectId, release: &Release) -> ApiError {
+    ApiError::new(
+        ErrorCode::ReleaseNotFound,
+        format!("project {project} has no release {release}"),
+    )
+}
+
+/// Finds an artifact of a release by its ID (SHA-256) or its URL.
+pub async fn find_in_release(
+    app: &App,
+    project: &ProjectId,
+    release: &Release,
+    id: &str,
+) -> ApiResult<IndexedArtifact> {
+    let index = app.index.release(project, release).await?;
+    if index.uploads == 0 {
+        return Err(release_not_found(project, release));
+    }
+    index
+        .files
+        .values()
+        .find(|a| a.entry.sha256.as_str() == id || a.entry.url.as_str() == id)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::ArtifactNotFound,
+                format!("release {release} has no artifact {id}"),
+            )
+        })
+}
+
+/// A stored artifact's content: its size and a stream of its bytes.
+pub struct Download {
+    pub size: u64,
+    pub url: String,
+    pub stream: BoxStream<'static, Result<bytes::Bytes, object_store::Error>>,
+}
+
+/// The content of an artifact of a release, streamed from the store.
+pub async fn download(
+    app: &App,
+    project: &ProjectId,
+    release: &Release,
+    id: &str,
+) -> ApiResult<Download> {
+    let artifact = find_in_release(app, project, release, id).await?;
+    let Some((size, stream)) = app
+        .store
+        .get_stream(&Store::blob_key(&artifact.entry.sha256))
+        .await?
+    else {
+        return Err(ApiError::new(
+            ErrorCode::BlobMissing,
+            format!(
+                "the content of {} is missing from the store",
+                artifact.entry.url
+            ),
+        ));
+    };
+    Ok(Download {
+        size,
+        url: artifact.entry.url.to_string(),
+        stream,
+    })
+}
+
+/// Removes one artifact from a release by committing a newer upload that deletes its URL.
+pub async fn delete_release_file(
+    app: &App,
+    project: &ProjectId,
+    release: &Release,
+    id: &str,
+) -> ApiResult<()> {
+    let artifact = find_in_release(app, project, release, id).await?;
+    let mut manifest = UploadManifest::new(project.clone(), UploadSource::Delete);
+    manifest.release = Some(release.clone());
+    manifest.dist = artifact.dist.clone();
+    manifest.deleted_urls.push(artifact.entry.url.clone());
+    app.store.commit_upload(&manifest).await?;
+    app.index.invalidate(project);
+    Ok(())
+}
+
+/// Removes a release: its pointers go, so its uploads are no longer found.
+pub async fn delete_release(app: &App, project: &ProjectId, release: &Release) -> ApiResult<()> {
+    let n = app.store.delete_release(project, release).await?;
+    app.index.invalidate(project);
+    if n == 0 {
+        return Err(release_not_found(project, release));
+    }
+    Ok(())
+}
+
+/// Which debug files to list.
+pub enum DebugFileFilter {
+    All,
+    DebugId(debugid::DebugId),
+    CodeId(debugid::CodeId),
+}
+
+/// The debug files of a project, optionally those with one debug ID or code ID.
+pub async fn debug_files(
+    app: &App,
+    project: &ProjectId,
+    filter: &DebugFileFilter,
+) -> ApiResult<Vec<DebugFileView>> {
+    let manifests: Vec<Arc<UploadManifest>> = match filter {
+        DebugFileFilter::DebugId(id) => app.index.by_debug_id(project, id).await?.to_vec(),
+        DebugFileFilter::CodeId(id) => app.index.by_code_id(project, id).await?.to_vec(),
+        DebugFileFilter::All => {
+            let mut all = Vec::new();
+            for id in debug_file_uploads(app, project).await? {
+                if let Some(m) = app.index.manifest(project, id).await? {
+                    all.push(m);
+                }
+            }
+            all
+        }
+    };
+    let mut files = Vec::new();
+    for m in &manifests {
+        for d in &m.debug_files {
+            let wanted = match filter {
+                DebugFileFilter::All => true,
+                DebugFileFilter::DebugId(id) => d.debug_id == Some(*id),
+                DebugFileFilter::CodeId(id) => d.code_id.as_ref() == Some(id),
+            };
+            if wanted {
+                files.push(DebugFileView {
+                    upload_id: Some(m.id.to_string()),
+                    ..DebugFileView::of(d)
+                });
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// Uploads with live debug-ID pointers that hold debug files.
+async fn debug_file_uploads(app: &App, project: &ProjectId) -> ApiResult<Vec<UploadId>> {
+    let prefix = Store::project_prefix(project).child("debug-ids");
+    let mut ids: Vec<UploadId> = app
+        .store
+        .list(&prefix)
+        .await?
+        .into_iter()
+        .filter_map(|m| m.location.filename().and_then(|f| f.parse().ok()))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let mut out = Vec::new();
+    for id in ids {
+        if let Some(m) = app.index.manifest(project, id).await? {
+            if !m.debug_files.is_empty() {
+                out.push(id);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Removes every debug file with this debug ID (their debug-ID and code-ID pointers).
+pub async fn delete_debug_files(
+    app: &App,
+    project: &ProjectId,
+    debug_id: &debugid::DebugId,
+) -> ApiResult<()> {
+    let manifests = app.index.by_debug_id(project, debug_id).await?;
+    let mut deleted = 0;
+    for m in manifests.iter() {
+        let matching: Vec<&DebugFileEntry> = m
+            .debug_files
+            .iter()
+            .filter(|d| d.debug_id == Some(*debug_id))
+            .collect();
+        if matching.is_empty() {
+            continue;
+        }
+        let upload = m.id.to_string();
+        app.store
+            .delete(&Store::debug_id_prefix(project, debug_id).child(upload.as_str()))
+            .await?;
+        for d in matching {
+            if let Some(code_id) = &d.code_id {
+                app.store
+                    .delete(&Store::code_id_prefix(project, code_id).child(upload.as_str()))
+                    .await?;
+            }
+            deleted += 1;
+        }
+    }
+    app.index.invalidate(project);
+    if deleted == 0 {
+        return Err(ApiError::new(
+            ErrorCode::DebugFileNotFound,
+            format!("project {project} has no debug file {debug_id}"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! Native debug files: recognise them (unzipping zips and dSYM bundles) and describe each
+//! object for the manifest.
+
+use super::{commit, Described, Prepared, UploadResponse};
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+use crate::ingest::{self, IngestError, Received};
+use crate::store::{DebugFileEntry, UploadManifest, UploadSource};
+use crate::types::ProjectId;
+
+pub fn zip_limits(app: &App) -> ingest::zip::ZipLimits {
+    let l = &app.config.limits;
+    ingest::zip::ZipLimits {
+        max_entries: l.max_zip_entries,
+        max_inflated: l.max_inflated_bytes,
+        max_file: l.max_file_bytes,
+    }
+}
+
+/// Recognises debug files (unzipping zips) and describes each object.
+pub async fn prepare(app: &App, files: Vec<Received>) -> ApiResult<(Vec<Prepared>, Vec<String>)> {
+    let limits = zip_limits(app);
+    let tmp = app.config.tmp_dir();
+    tokio::task::spawn_blocking(move || prepare_debug_files_blocking(files, &tmp, &limits))
+        .await
+        .map_err(ApiError::internal)?
+}
+
+fn prepare_debug_files_blocking(
+    files: Vec<Received>,
+    tmp: &std::path::Path,
+    limits: &ingest::zip::ZipLimits,
+) -> ApiResult<(Vec<Prepared>, Vec<String>)> {
+    let mut prepared = Vec::new();
+    let mut warnings = Vec::new();
+    for received in files {
+        let head = {
+            let map = received.file.map()?;
+            map[..map.len().min(16)].to_vec()
+        };
+        if crate::kinds::looks_like_zip(&head)
+            && !ingest::native::is_debug_file(&received.file.map()?)
+        {
+            let extracted = ingest::zip::extract(&received.file.path, tmp, limits)?;
+            for entry in extracted.files {
+                let map = entry.file.map()?;
+                if !ingest::native::is_debug_file(&map) {
+                    warnings.push(format!("{}: skipped, not a debug file", entry.name));
+                    continue;
+                }
+                drop(map);
+                prepared.push(describe_debug_file(entry)?);
+            }
+            continue;
+        }
+        prepared.push(describe_debug_file(received)?);
+    }
+    if prepared.is_empty() {
+        return Err(IngestError::NoDebugFiles.into());
+    }
+    Ok((prepared, warnings))
+}
+
+fn describe_debug_file(received: Received) -> ApiResult<Prepared> {
+    let map = received.file.map()?;
+    let objects = ingest::native::describe(&received.name, &map)?;
+    drop(map);
+    // A fat file (several objects) is stored once; every object references the same blob.
+    let entries = objects
+        .into_iter()
+        .map(|o| DebugFileEntry {
+            name: received.name.clone(),
+            sha256: received.file.sha256.clone(),
+            size: received.file.size,
+            format: o.format,
+            object_kind: o.object_kind,
+            arch: o.arch,
+            debug_id: o.debug_id,
+            code_id: o.code_id,
+            features: o.features,
+            object_index: o.object_index,
+            dwo_ids: o.dwo_ids,
+        })
+        .collect();
+    Ok(Prepared {
+        file: received.file,
+        describe: Described::DebugFiles(entries),
+    })
+}
+
+/// Uploads one debug file, or a zip of them (`POST …/debug-files`). `name` is recorded as the
+/// file's name (raw bodies have none).
+pub async fn upload(
+    app: &App,
+    project: ProjectId,
+    name: &str,
+    file: ingest::TempFile,
+) -> ApiResult<UploadResponse> {
+    let name = ingest::safe_relative_path(name)
+        .map(|n| ingest::file_name(&n).to_owned())
+        .unwrap_or_else(|| "upload".into());
+    let (prepared, warnings) = prepare(app, vec![Received { name, file }]).await?;
+    let manifest = UploadManifest::new(project, UploadSource::DebugFiles);
+    commit(app, manifest, prepared, warnings).await
+}
