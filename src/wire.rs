@@ -40,7 +40,34 @@ fn yes() -> bool {
     true
 }
 
+/// The status of a whole request: always `completed` (per-frame problems are data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    Completed,
+}
+
 // ---- JS --------------------------------------------------------------------------------
+
+/// Why a JS frame was not (fully) resolved: the `type` of an entry of `errors[]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JsErrorKind {
+    /// The frame lacks `abs_path`/`lineno`, or its position is outside the map.
+    InvalidLocation,
+    /// The frame has no column; minified code needs one.
+    NoColumn,
+    /// The minified file was not found.
+    MissingSource,
+    /// The minified file was found but not its source map.
+    MissingSourcemap,
+    /// The source map could not be parsed or indexed.
+    MalformedSourcemap,
+    /// An inline `data:` source map with invalid base64.
+    InvalidBase64Sourcemap,
+    /// Resolved, but neither `sourcesContent` nor an uploaded original gives context.
+    MissingSourceContent,
+}
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct JsRequest {
@@ -114,7 +141,7 @@ pub struct JsFrameData {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct JsResponse {
-    pub status: &'static str,
+    pub status: RequestStatus,
     pub stacktraces: Vec<JsStacktraceOut>,
     pub raw_stacktraces: Vec<JsStacktraceOut>,
     pub errors: Vec<JsError>,
@@ -129,7 +156,7 @@ pub struct JsStacktraceOut {
 pub struct JsError {
     pub abs_path: String,
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: JsErrorKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -244,7 +271,7 @@ pub struct NativeFrameIn {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NativeResponse {
-    pub status: &'static str,
+    pub status: RequestStatus,
     pub stacktraces: Vec<NativeStacktraceOut>,
     pub modules: Vec<NativeModuleOut>,
 }
@@ -258,9 +285,50 @@ pub struct NativeStacktraceOut {
     pub frames: Vec<NativeFrameOut>,
 }
 
+/// The status of one native frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameStatus {
+    #[default]
+    Symbolicated,
+    /// A debug file was found, but no function covers the address.
+    MissingSymbol,
+    /// No module of the request covers the address.
+    UnknownImage,
+    /// No usable debug file for the module.
+    Missing,
+    /// The module's debug file could not be processed.
+    Malformed,
+}
+
+impl FrameStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FrameStatus::Symbolicated => "symbolicated",
+            FrameStatus::MissingSymbol => "missing_symbol",
+            FrameStatus::UnknownImage => "unknown_image",
+            FrameStatus::Missing => "missing",
+            FrameStatus::Malformed => "malformed",
+        }
+    }
+}
+
+/// What became of a module's debug file (`debug_status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModuleStatus {
+    /// No frame needed the module.
+    Unused,
+    Found,
+    Missing,
+    Malformed,
+    /// The store did not answer; the next request tries again.
+    FetchingFailed,
+}
+
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct NativeFrameOut {
-    pub status: &'static str,
+    pub status: FrameStatus,
     pub original_index: usize,
     pub instruction_addr: Addr,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -293,7 +361,7 @@ pub struct NativeFrameOut {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NativeModuleOut {
-    pub debug_status: &'static str,
+    pub debug_status: ModuleStatus,
     pub features: ModuleFeatures,
     #[serde(flatten)]
     pub module: NativeModule,

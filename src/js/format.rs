@@ -432,6 +432,7 @@ impl<'a> JsCache<'a> {
     }
 
     /// The raw path (after `sourceRoot` joining) of the source with the given index.
+    #[cfg(test)]
     pub fn source_path(&self, source_id: u32) -> Option<&'a str> {
         Some(self.source_record(source_id)?.raw_path)
     }

@@ -135,6 +135,8 @@ impl Store {
         })
     }
 
+    /// A store in memory, for unit tests.
+    #[cfg(test)]
     pub fn in_memory() -> Store {
         Store {
             inner: Arc::new(object_store::memory::InMemory::new()),

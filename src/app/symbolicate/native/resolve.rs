@@ -1,0 +1,375 @@
+//! Which debug file serves a module: by debug ID, else code ID, ranked (debug info >
+//! Breakpad > symbol table), with its companion executable and split DWARF units; and the
+//! SymCache built from them. Resolutions are remembered per process until the project's next
+//! upload (or `cache.index_ttl`).
+
+use std::sync::Arc;
+
+use crate::app::App;
+use crate::caches::{BuildError, Built, CacheBytes};
+use crate::kinds::DebugFileFormat;
+use crate::store::{DebugFileEntry, Store, UploadManifest};
+use crate::types::{ProjectId, Sha256};
+use crate::wire::{Addr, FrameStatus, ModuleFeatures, ModuleStatus, NativeModule};
+
+/// The debug file found for one module, or why none was.
+pub struct ModuleResolution {
+    pub(super) outcome: Result<ResolvedModule, ModuleFailure>,
+}
+
+/// How a module's debug file was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FoundBy {
+    DebugId,
+    /// The debug ID matched nothing; the code ID did.
+    CodeId,
+}
+
+pub(super) struct ResolvedModule {
+    pub(super) cache: Arc<CacheBytes>,
+    pub(super) file: DebugFileEntry,
+    pub(super) features: ModuleFeatures,
+    /// Source bundles uploaded for the same debug ID, newest first.
+    pub(super) source_bundles: Vec<Sha256>,
+    /// The debug file itself, when its DWARF embeds the sources.
+    pub(super) embedded_sources: Option<Sha256>,
+    pub(super) found_by: FoundBy,
+}
+
+#[derive(Clone)]
+pub(super) struct ModuleFailure {
+    pub(super) status: ModuleStatus,
+    pub(super) diagnostic: String,
+}
+
+fn cache_key(file: &DebugFileEntry, executable: Option<&DebugFileEntry>, dwo: &[Sha256]) -> String {
+    let mut key = format!(
+        "native/v{}/{}-{}",
+        crate::native::FORMAT_VERSION,
+        file.sha256,
+        file.object_index
+    );
+    if let Some(exe) = executable {
+        key.push_str(&format!(
+            "-x{}-{}",
+            &exe.sha256.as_str()[..16],
+            exe.object_index
+        ));
+    }
+    for d in dwo {
+        key.push('-');
+        key.push_str(&d.as_str()[..16]);
+    }
+    key
+}
+
+/// Gets (or builds) the SymCache of a debug file, with the split DWARF units it needs and,
+/// for a companion file (`.debug`, PDB, Breakpad), the executable whose section table
+/// bounds symbols that have no size.
+async fn file_cache(
+    state: &App,
+    project: &ProjectId,
+    file: &DebugFileEntry,
+    executable: Option<&DebugFileEntry>,
+) -> Built {
+    let mut dwo = Vec::new();
+    if file.format != DebugFileFormat::SplitDwarf {
+        for id in &file.dwo_ids {
+            let Ok(n) = u64::from_str_radix(id, 16) else {
+                continue;
+            };
+            let debug_id = crate::ingest::native::dwo_debug_id(n);
+            if let Ok(manifests) = state.index.by_debug_id(project, &debug_id).await {
+                if let Some(d) = manifests.iter().rev().find_map(|m| {
+                    m.debug_files
+                        .iter()
+                        .find(|d| d.format == DebugFileFormat::SplitDwarf && d.dwo_ids.contains(id))
+                }) {
+                    if !dwo.contains(&d.sha256) {
+                        dwo.push(d.sha256.clone());
+                    }
+                }
+            }
+        }
+    }
+    let key = cache_key(file, executable, &dwo);
+    let store = state.store.clone();
+    let tmp = state.config.tmp_dir();
+    let file = file.clone();
+    let executable = executable.cloned();
+    state
+        .caches
+        .get_or_build(key, || async move {
+            // Debug files can be large: stream them to local disk and map them, never
+            // hold them in memory whole.
+            let fetch = |sha: Sha256| {
+                let store = store.clone();
+                let path = crate::ingest::tmp_path(&tmp);
+                async move {
+                    store
+                        .download_to(&Store::blob_key(&sha), &path)
+                        .await
+                        .map_err(BuildError::unavailable)?
+                        .then_some(())
+                        .ok_or_else(|| {
+                            BuildError::unavailable(format!("blob {sha} is missing from the store"))
+                        })?;
+                    let temp =
+                        tempfile::TempPath::try_from_path(path).map_err(BuildError::unavailable)?;
+                    Ok::<_, BuildError>(temp)
+                }
+            };
+            let main = fetch(file.sha256.clone()).await?;
+            let exe = match &executable {
+                Some(e) => Some((fetch(e.sha256.clone()).await?, e.object_index)),
+                None => None,
+            };
+            let mut dwo_paths = Vec::new();
+            for d in dwo {
+                dwo_paths.push(fetch(d).await?);
+            }
+            let object_index = file.object_index;
+            tokio::task::spawn_blocking(move || {
+                let main_map =
+                    crate::ingest::Mapped::open(&main).map_err(BuildError::unavailable)?;
+                let exe_map = match &exe {
+                    Some((path, _)) => {
+                        Some(crate::ingest::Mapped::open(path).map_err(BuildError::unavailable)?)
+                    }
+                    None => None,
+                };
+                let dwo_maps = dwo_paths
+                    .iter()
+                    .map(|p| crate::ingest::Mapped::open(p).map_err(BuildError::unavailable))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let input = crate::native::BuildInput {
+                    debug_file: &main_map,
+                    object_index,
+                    executable: exe_map.as_deref(),
+                    dwo_files: dwo_maps.iter().map(|m| &m[..]).collect(),
+                };
+                crate::native::build_cache(&input).map_err(BuildError::invalid)
+            })
+            .await
+            .map_err(BuildError::unavailable)?
+        })
+        .await
+}
+
+/// How good a debug file is for lookups: debug info beats a symbol table.
+fn rank(d: &DebugFileEntry) -> u8 {
+    match d.format {
+        DebugFileFormat::SourceBundle | DebugFileFormat::SplitDwarf => 0,
+        DebugFileFormat::Pe if !d.features.debug => 1,
+        _ if d.features.debug => 4,
+        DebugFileFormat::Breakpad => 3,
+        _ if d.features.symtab => 2,
+        _ => 1,
+    }
+}
+
+/// A module of the request, with its IDs parsed and its image range.
+pub(super) struct Module {
+    pub(super) index: usize,
+    pub(super) wire: NativeModule,
+    pub(super) start: u64,
+    pub(super) end: u64,
+    pub(super) debug_id: Option<debugid::DebugId>,
+    pub(super) code_id: Option<debugid::CodeId>,
+    pub(super) arch: String,
+}
+
+pub(super) async fn resolve_module(
+    state: &App,
+    project: &ProjectId,
+    m: &Module,
+) -> Arc<ModuleResolution> {
+    let key = format!(
+        "{project}\u{0}{}\u{0}{}\u{0}{}",
+        state.index.generation(project),
+        m.debug_id.map(|d| d.to_string()).unwrap_or_default(),
+        m.code_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default()
+    );
+    if let Some(r) = state.native_resolutions.get(&key).await {
+        return r;
+    }
+    let r = Arc::new(ModuleResolution {
+        outcome: resolve_module_uncached(state, project, m).await,
+    });
+    state.native_resolutions.insert(key, r.clone()).await;
+    r
+}
+
+async fn resolve_module_uncached(
+    state: &App,
+    project: &ProjectId,
+    m: &Module,
+) -> Result<ResolvedModule, ModuleFailure> {
+    let store_err = |e: crate::store::StoreError| ModuleFailure {
+        status: ModuleStatus::FetchingFailed,
+        diagnostic: format!("store error: {e}"),
+    };
+    let mut candidates: Vec<DebugFileEntry> = Vec::new();
+    let mut found_by = FoundBy::DebugId;
+    if let Some(id) = m.debug_id {
+        let manifests = state
+            .index
+            .by_debug_id(project, &id)
+            .await
+            .map_err(store_err)?;
+        for manifest in manifests.iter().rev() {
+            candidates.extend(
+                manifest
+                    .debug_files
+                    .iter()
+                    .filter(|d| d.debug_id == Some(id))
+                    .cloned(),
+            );
+        }
+    }
+    if candidates.iter().all(|c| rank(c) == 0) {
+        if let Some(code_id) = &m.code_id {
+            let manifests = state
+                .index
+                .by_code_id(project, code_id)
+                .await
+                .map_err(store_err)?;
+            let before = candidates.len();
+            for manifest in manifests.iter().rev() {
+                candidates.extend(
+                    manifest
+                        .debug_files
+                        .iter()
+                        .filter(|d| d.code_id.as_ref() == Some(code_id))
+                        .cloned(),
+                );
+            }
+            if candidates.len() > before {
+                found_by = FoundBy::CodeId;
+            }
+        }
+    }
+    let source_bundles: Vec<Sha256> = candidates
+        .iter()
+        .filter(|c| c.format == DebugFileFormat::SourceBundle)
+        .map(|c| c.sha256.clone())
+        .collect();
+    let mut features = ModuleFeatures::default();
+    for c in &candidates {
+        features.has_debug_info |= c.features.debug && rank(c) > 0;
+        features.has_symbols |= c.features.symtab;
+        features.has_unwind_info |= c.features.unwind;
+        features.has_sources |= c.features.sources;
+    }
+    // Best first; ties: newest first (candidates are newest first already; sort is stable).
+    candidates.sort_by_key(|c| std::cmp::Reverse(rank(c)));
+    let ids = describe_ids(m);
+    let all = candidates.clone();
+    let Some(best) = candidates.into_iter().find(|c| rank(c) > 0) else {
+        return Err(ModuleFailure {
+            status: ModuleStatus::Missing,
+            diagnostic: format!("no debug file with {ids} was uploaded to project {project}"),
+        });
+    };
+    // A companion file gets the executable it belongs to, when uploaded.
+    let executable = if best.object_kind == "dbg"
+        || matches!(
+            best.format,
+            DebugFileFormat::Breakpad | DebugFileFormat::Pdb
+        ) {
+        all.iter()
+            .find(|c| {
+                c.sha256 != best.sha256
+                    && matches!(
+                        c.format,
+                        DebugFileFormat::Elf | DebugFileFormat::MachO | DebugFileFormat::Pe
+                    )
+                    && c.object_kind != "dbg"
+            })
+            .cloned()
+    } else {
+        None
+    };
+    match file_cache(state, project, &best, executable.as_ref()).await {
+        Ok(cache) => Ok(ResolvedModule {
+            cache,
+            embedded_sources: (best.features.sources
+                && matches!(best.format, DebugFileFormat::Elf | DebugFileFormat::MachO))
+            .then(|| best.sha256.clone()),
+            file: best,
+            features,
+            source_bundles,
+            found_by,
+        }),
+        Err(e @ BuildError::Unavailable(_)) => Err(ModuleFailure {
+            status: ModuleStatus::FetchingFailed,
+            diagnostic: format!(
+                "debug file {} ({}) for {ids} could not be read: {e}",
+                best.name,
+                best.format.as_str()
+            ),
+        }),
+        Err(e) => Err(ModuleFailure {
+            status: ModuleStatus::Malformed,
+            diagnostic: format!(
+                "debug file {} ({}) for {ids} could not be processed: {e}",
+                best.name,
+                best.format.as_str()
+            ),
+        }),
+    }
+}
+
+fn describe_ids(m: &Module) -> String {
+    match (&m.debug_id, &m.code_id) {
+        (Some(d), Some(c)) => format!("debug ID {d} or code ID {c}"),
+        (Some(d), None) => format!("debug ID {d}"),
+        (None, Some(c)) => format!("code ID {c}"),
+        (None, None) => "no debug ID or code ID".into(),
+    }
+}
+
+impl ModuleFailure {
+    /// What the module's failure means for each of its frames.
+    pub(super) fn frame_status(&self) -> FrameStatus {
+        match self.status {
+            ModuleStatus::Malformed => FrameStatus::Malformed,
+            _ => FrameStatus::Missing,
+        }
+    }
+}
+
+/// After an upload: resolve each uploaded debug ID as a request would, which builds the
+/// SymCache the next request needs (with the same key: companions, split units and all).
+pub async fn prewarm(state: &App, manifest: &UploadManifest) {
+    let mut seen = std::collections::HashSet::new();
+    for d in &manifest.debug_files {
+        let Some(debug_id) = d.debug_id else { continue };
+        if rank(d) == 0 || !seen.insert(debug_id) {
+            continue;
+        }
+        let module = Module {
+            index: 0,
+            wire: NativeModule {
+                kind: "unknown".into(),
+                code_id: None,
+                debug_id: None,
+                code_file: None,
+                debug_file: None,
+                image_addr: Addr(0),
+                image_size: None,
+                image_vmaddr: None,
+                arch: None,
+            },
+            start: 0,
+            end: u64::MAX,
+            debug_id: Some(debug_id),
+            code_id: d.code_id.clone(),
+            arch: d.arch.clone(),
+        };
+        let _ = resolve_module(state, &manifest.project, &module).await;
+    }
+}
