@@ -21,7 +21,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => {
                 let config = args.load_config()?;
                 tracemap::server::init_tracing(config.log_format);
-                tracemap::server::serve(config).await
+                Ok(tracemap::server::serve(config).await?)
             }
             other => {
                 tracemap::server::init_tracing(tracemap::config::LogFormat::Text);

@@ -105,16 +105,41 @@ pub fn init_tracing(format: LogFormat) {
     };
 }
 
-/// Loads nothing, opens the store, binds, serves. Used by `tracemap serve`.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
-    use anyhow::Context;
-    std::fs::create_dir_all(config.tmp_dir())
-        .with_context(|| format!("creating {}", config.tmp_dir().display()))?;
-    clean_tmp(&config.tmp_dir(), Duration::ZERO);
-    let state = App::new(config.clone()).context("opening the store")?;
+/// Why `tracemap serve` could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("creating {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("opening the store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("serving: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Opens the store, binds, serves. Used by `tracemap serve`.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let tmp = config.tmp_dir();
+    std::fs::create_dir_all(&tmp).map_err(|source| ServeError::DataDir {
+        path: tmp.clone(),
+        source,
+    })?;
+    clean_tmp(&tmp, Duration::ZERO);
+    let state = App::new(config.clone())?;
     let listener = TcpListener::bind(config.listen)
         .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    run(listener, state, shutdown_signal()).await?;
-    Ok(())
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    run(listener, state, shutdown_signal())
+        .await
+        .map_err(ServeError::Serve)
 }

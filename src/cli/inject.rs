@@ -30,6 +30,13 @@ fn snippet(id: &str) -> String {
     )
 }
 
+/// Whether `inject` writes files or only reports what it would change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Write,
+    DryRun,
+}
+
 #[derive(Debug, PartialEq)]
 pub enum Outcome {
     Injected { id: String, map: Option<PathBuf> },
@@ -37,7 +44,7 @@ pub enum Outcome {
 }
 
 /// Injects one file (and its map, when found next to it or by `sourceMappingURL`).
-pub fn inject_file(js_path: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
+pub fn inject_file(js_path: &Path, mode: Mode) -> anyhow::Result<Outcome> {
     let content =
         std::fs::read(js_path).with_context(|| format!("reading {}", js_path.display()))?;
     let comments = crate::js::scan_magic_comments(&content);
@@ -93,11 +100,11 @@ pub fn inject_file(js_path: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
         if let Some(obj) = map.as_object_mut() {
             obj.insert("debugId".into(), serde_json::Value::String(id.clone()));
         }
-        if !dry_run {
+        if mode == Mode::Write {
             write_atomic(map_path, serde_json::to_string(&map)?.as_bytes())?;
         }
     }
-    if !dry_run {
+    if mode == Mode::Write {
         write_atomic(js_path, out.as_bytes())?;
     }
     Ok(Outcome::Injected { id, map: map_path })
@@ -132,7 +139,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(dir: &Path, dry_run: bool) -> anyhow::Result<()> {
+pub fn run(dir: &Path, mode: Mode) -> anyhow::Result<()> {
     let mut injected = 0;
     let mut skipped = 0;
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
@@ -143,7 +150,7 @@ pub fn run(dir: &Path, dry_run: bool) -> anyhow::Result<()> {
         {
             continue;
         }
-        match inject_file(entry.path(), dry_run)? {
+        match inject_file(entry.path(), mode)? {
             Outcome::Injected { id, map } => {
                 injected += 1;
                 println!(
@@ -158,7 +165,7 @@ pub fn run(dir: &Path, dry_run: bool) -> anyhow::Result<()> {
     }
     println!(
         "{injected} file(s) {}, {skipped} already had a debug ID",
-        if dry_run {
+        if mode == Mode::DryRun {
             "would be injected"
         } else {
             "injected"
@@ -186,11 +193,14 @@ mod tests {
             r#"{"version":3,"sources":["a.js"],"names":[],"mappings":"AAAA"}"#,
         )
         .unwrap();
-        let first = inject_file(&js, false).unwrap();
+        let first = inject_file(&js, Mode::Write).unwrap();
         let Outcome::Injected { id, .. } = first else {
             panic!("not injected")
         };
-        assert_eq!(inject_file(&js, false).unwrap(), Outcome::AlreadyInjected);
+        assert_eq!(
+            inject_file(&js, Mode::Write).unwrap(),
+            Outcome::AlreadyInjected
+        );
         let text = std::fs::read_to_string(&js).unwrap();
         assert!(text.ends_with(&format!("//# debugId={id}\n")));
         let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&map).unwrap()).unwrap();

@@ -132,7 +132,12 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Upload(UploadCommand::DebugFiles(args)) => upload::debug_files(args).await,
         Command::DebugFiles(DebugFilesCommand::Check { file }) => upload::check(&file),
         Command::Sourcemaps(SourcemapsCommand::Inject { dir, dry_run }) => {
-            inject::run(&dir, dry_run)
+            let mode = if dry_run {
+                inject::Mode::DryRun
+            } else {
+                inject::Mode::Write
+            };
+            inject::run(&dir, mode)
         }
         Command::Symbolicate(args) => symbolicate::run(args).await,
     }

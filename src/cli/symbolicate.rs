@@ -36,12 +36,16 @@ pub async fn run(args: SymbolicateArgs) -> anyhow::Result<()> {
             .with_context(|| format!("reading {}", args.event.display()))?
     };
     let event: serde_json::Value = serde_json::from_str(&body).context("the event is not JSON")?;
-    let native = args.native || body.contains("\"instruction_addr\"");
+    let platform = if args.native || body.contains("\"instruction_addr\"") {
+        Platform::Native
+    } else {
+        Platform::Js
+    };
     let url = format!(
         "{}/api/v1/projects/{}/symbolicate/{}",
         args.server.server.trim_end_matches('/'),
         super::upload::seg(&args.project),
-        if native { "native" } else { "js" }
+        platform.as_str()
     );
     let mut rb = reqwest::Client::new().post(&url).json(&event);
     if let Some(t) = &args.server.token {
@@ -60,12 +64,28 @@ pub async fn run(args: SymbolicateArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    print!("{}", render(&v, native));
+    print!("{}", render(&v, platform));
     Ok(())
 }
 
+/// Which symbolicate endpoint an event goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Platform {
+    Js,
+    Native,
+}
+
+impl Platform {
+    fn as_str(self) -> &'static str {
+        match self {
+            Platform::Js => "js",
+            Platform::Native => "native",
+        }
+    }
+}
+
 /// The readable form of a symbolicate response.
-pub fn render(v: &serde_json::Value, native: bool) -> String {
+fn render(v: &serde_json::Value, platform: Platform) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let s = |x: &serde_json::Value| x.as_str().unwrap_or("?").to_owned();
@@ -77,7 +97,7 @@ pub fn render(v: &serde_json::Value, native: bool) -> String {
     {
         let _ = writeln!(out, "stack trace {i}:");
         for f in st["frames"].as_array().into_iter().flatten() {
-            if native {
+            if platform == Platform::Native {
                 let loc = match (f["filename"].as_str(), f["lineno"].as_u64()) {
                     (Some(file), Some(line)) => format!(" at {file}:{line}"),
                     _ => String::new(),

@@ -243,8 +243,25 @@ async fn error_text(response: reqwest::Response) -> String {
     format!("HTTP {status}: {message}")
 }
 
-fn progress(quiet: bool, total: u64) -> indicatif::ProgressBar {
-    if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+/// Whether the CLI draws a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    Progress,
+    Quiet,
+}
+
+impl Output {
+    fn from_quiet(quiet: bool) -> Self {
+        if quiet {
+            Output::Quiet
+        } else {
+            Output::Progress
+        }
+    }
+}
+
+fn progress(output: Output, total: u64) -> indicatif::ProgressBar {
+    if output == Output::Quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         return indicatif::ProgressBar::hidden();
     }
     let pb = indicatif::ProgressBar::new(total);
@@ -303,7 +320,7 @@ pub async fn sourcemaps(args: SourcemapsArgs) -> anyhow::Result<()> {
         .partition(|f| existing.get(&f.url) == Some(&f.sha256));
 
     let total: u64 = send.iter().map(|f| f.size).sum();
-    let pb = progress(args.quiet, total);
+    let pb = progress(Output::from_quiet(args.quiet), total);
     // Batches of at most 32 MiB or 100 files.
     let mut batches: Vec<Vec<LocalFile>> = Vec::new();
     let mut size = 0;
@@ -423,7 +440,7 @@ pub async fn debug_files(args: DebugFilesArgs) -> anyhow::Result<()> {
         .iter()
         .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
         .sum();
-    let pb = progress(args.quiet, total);
+    let pb = progress(Output::from_quiet(args.quiet), total);
     let mut failures = 0;
     let mut skipped = 0;
     for path in &files {

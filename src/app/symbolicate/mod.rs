@@ -19,6 +19,23 @@ pub async fn prewarm(state: &App, manifest: &UploadManifest) {
     native::prewarm(state, manifest).await;
 }
 
+/// Whether frames get source context lines (`options.apply_source_context`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ContextLines {
+    Apply,
+    Skip,
+}
+
+impl ContextLines {
+    pub(crate) fn from_option(apply: bool) -> Self {
+        if apply {
+            ContextLines::Apply
+        } else {
+            ContextLines::Skip
+        }
+    }
+}
+
 /// Counts frames by status during a request and publishes them once at the end, so the hot
 /// loop does not touch the shared metrics registry per frame.
 pub(crate) struct FrameCounter {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 pub use resolve::{prewarm, Resolution};
 use resolve::{Lookup, Resolved};
 
+use super::ContextLines;
 use crate::app::App;
 use crate::error::{ApiError, ErrorCode};
 use crate::js::{resolve_url, url_candidates};
@@ -63,7 +64,7 @@ pub async fn symbolicate(
         dist,
         debug_ids,
     };
-    let context = request.options.apply_source_context;
+    let context = ContextLines::from_option(request.options.apply_source_context);
     let order = request
         .options
         .frame_order
@@ -136,7 +137,7 @@ pub async fn symbolicate(
                                 &mut errors,
                             )
                             .await;
-                            if context {
+                            if context == ContextLines::Apply {
                                 if let Some(sha) = &r.minified_sha {
                                     if let Some(text) = super::sources::blob_text(state, sha).await
                                     {
@@ -209,7 +210,7 @@ async fn apply_lookup(
     frame: &JsFrame,
     lineno: u32,
     colno: u32,
-    context: bool,
+    context: ContextLines,
     out: &mut JsFrame,
     errors: &mut Vec<wire::JsError>,
 ) -> (Option<String>, bool) {
@@ -260,7 +261,7 @@ async fn apply_lookup(
     out.pre_context = None;
     out.context_line = None;
     out.post_context = None;
-    if context {
+    if context == ContextLines::Apply {
         let ctx = match cache.source_by_id(loc.source_id) {
             Some(text) => {
                 let lines = state

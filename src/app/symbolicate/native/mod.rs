@@ -9,6 +9,7 @@ use std::sync::Arc;
 pub use resolve::{prewarm, ModuleResolution};
 use resolve::{resolve_module, FoundBy, Module, ResolvedModule};
 
+use super::ContextLines;
 use crate::app::App;
 use crate::error::{ApiError, ErrorCode};
 use crate::types::{parse_code_id, parse_debug_id, ProjectId};
@@ -115,7 +116,7 @@ pub async fn symbolicate(
         .options
         .frame_order
         .unwrap_or(FrameOrder::CalleeFirst);
-    let context = request.options.apply_source_context;
+    let context = ContextLines::from_option(request.options.apply_source_context);
     let mut used: HashMap<usize, Arc<ModuleResolution>> = HashMap::new();
     let mut stacktraces = Vec::with_capacity(request.stacktraces.len());
     let mut counter = super::FrameCounter::new("native");
@@ -246,7 +247,7 @@ pub async fn symbolicate(
                     package: package.clone(),
                     ..base.clone()
                 };
-                if context
+                if context == ContextLines::Apply
                     && (!resolved.source_bundles.is_empty() || resolved.embedded_sources.is_some())
                 {
                     if let (Some(path), Some(line)) = (o.abs_path.clone(), o.lineno) {
