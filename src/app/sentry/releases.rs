@@ -13,11 +13,9 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::store::now_rfc3339;
 use crate::types::{ProjectId, Release};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct ReleaseMeta {
-    version: String,
-    #[serde(rename = "dateCreated")]
-    date_created: String,
+/// What a client may set on a release.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct ReleaseFields {
     #[serde(rename = "dateStarted", default)]
     date_started: Option<String>,
     #[serde(rename = "dateReleased", default)]
@@ -28,23 +26,31 @@ struct ReleaseMeta {
     reference: Option<String>,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ReleaseMeta {
+    version: String,
+    #[serde(rename = "dateCreated")]
+    date_created: String,
+    #[serde(flatten)]
+    fields: ReleaseFields,
+}
+
 impl ReleaseMeta {
     fn new(version: &str) -> Self {
         ReleaseMeta {
             version: version.to_owned(),
             date_created: now_rfc3339(),
-            date_started: None,
-            date_released: None,
-            url: None,
-            reference: None,
+            fields: ReleaseFields::default(),
         }
     }
 
+    /// Sets what the change sets; keeps the rest.
     fn apply(&mut self, change: ReleaseBody) {
-        self.date_started = change.date_started.or(self.date_started.take());
-        self.date_released = change.date_released.or(self.date_released.take());
-        self.url = change.url.or(self.url.take());
-        self.reference = change.reference.or(self.reference.take());
+        let (new, old) = (change.fields, &mut self.fields);
+        old.date_started = new.date_started.or(old.date_started.take());
+        old.date_released = new.date_released.or(old.date_released.take());
+        old.url = new.url.or(old.url.take());
+        old.reference = new.reference.or(old.reference.take());
     }
 }
 
@@ -55,14 +61,8 @@ pub struct ReleaseBody {
     pub version: Option<String>,
     #[serde(default)]
     pub projects: Vec<String>,
-    #[serde(rename = "dateStarted", default)]
-    date_started: Option<String>,
-    #[serde(rename = "dateReleased", default)]
-    date_released: Option<String>,
-    #[serde(default)]
-    url: Option<String>,
-    #[serde(rename = "ref", default)]
-    reference: Option<String>,
+    #[serde(flatten)]
+    fields: ReleaseFields,
 }
 
 fn release_prefix(project: &ProjectId, version: &str) -> Key {
@@ -98,11 +98,11 @@ fn release_json(meta: &ReleaseMeta, projects: &[ProjectId]) -> serde_json::Value
         "id": meta.version,
         "version": meta.version,
         "shortVersion": meta.version,
-        "ref": meta.reference,
-        "url": meta.url,
+        "ref": meta.fields.reference,
+        "url": meta.fields.url,
         "dateCreated": meta.date_created,
-        "dateReleased": meta.date_released,
-        "dateStarted": meta.date_started,
+        "dateReleased": meta.fields.date_released,
+        "dateStarted": meta.fields.date_started,
         "lastEvent": null,
         "newGroups": 0,
         "status": "open",

@@ -193,15 +193,7 @@ pub async fn debug_files(
 /// Uploads with live debug-ID pointers that hold debug files.
 async fn debug_file_uploads(app: &App, project: &ProjectId) -> ApiResult<Vec<UploadId>> {
     let prefix = Store::project_prefix(project).child("debug-ids");
-    let mut ids: Vec<UploadId> = app
-        .store
-        .list(&prefix)
-        .await?
-        .into_iter()
-        .filter_map(|m| m.location.filename().and_then(|f| f.parse().ok()))
-        .collect();
-    ids.sort();
-    ids.dedup();
+    let ids = app.store.pointer_ids(&prefix).await?;
     let mut out = Vec::new();
     for id in ids {
         if let Some(m) = app.index.manifest(project, id).await? {
