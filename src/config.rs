@@ -135,11 +135,24 @@ pub struct Limits {
     pub max_frames: usize,
     /// Most modules in one native symbolicate request. Default 5000.
     pub max_modules: usize,
-    /// Requests served at once; more wait, then get 503. Default 512.
+    /// Symbolicate requests served at once; more wait a second, then get 503. Default 512.
     pub max_concurrent_requests: usize,
-    /// Time limit of one symbolicate request. Uploads are not timed out. Default `60s`.
+    /// Time limit of one symbolicate request. Default `60s`.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Largest JSON body of the sentry-cli routes (assemble, releases). Default `4MiB`.
+    #[serde(deserialize_with = "de_bytes")]
+    pub max_json_bytes: u64,
+    /// Upload, sentry-cli and catalogue requests served at once; more wait a second, then
+    /// get 503. Default 32.
+    pub max_concurrent_uploads: usize,
+    /// Time limit of one upload (or listing) request. Default `1h`.
+    #[serde(with = "humantime_serde")]
+    pub upload_timeout: Duration,
+    /// Time a client has to send a request's headers (cuts off slow-loris clients).
+    /// Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -155,6 +168,10 @@ impl Default for Limits {
             max_modules: 5_000,
             max_concurrent_requests: 512,
             request_timeout: Duration::from_secs(60),
+            max_json_bytes: 4 << 20,
+            max_concurrent_uploads: 32,
+            upload_timeout: Duration::from_secs(3600),
+            header_read_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -59,6 +59,8 @@ pub enum ErrorCode {
     BodyTooLarge,
     // 503: retry later.
     Busy,
+    /// The request ran past its route group's time limit.
+    Timeout,
     StoreUnavailable,
     // 500.
     Internal,
@@ -76,7 +78,7 @@ impl ErrorCode {
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             TooLarge | ZipTooLarge | ZipTooManyEntries | TooManyFrames | TooManyModules
             | BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Busy | StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Busy | Timeout | StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -120,6 +122,7 @@ impl ErrorCode {
             TooManyModules => "too_many_modules",
             BodyTooLarge => "body_too_large",
             Busy => "busy",
+            Timeout => "timeout",
             StoreUnavailable => "store_unavailable",
             Internal => "internal",
         }

@@ -13,11 +13,19 @@ use crate::http::router;
 
 /// Serves until `shutdown` resolves, then stops accepting connections and waits for
 /// requests in flight (uploads included) to finish.
+///
+/// Connections are served by hyper directly (not `axum::serve`) so that a client gets
+/// `limits.header_read_timeout` to send its request headers, then is cut off: a slow-loris
+/// client cannot hold connections open.
 pub async fn run(
     listener: TcpListener,
     state: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+
     let addr = listener.local_addr()?;
     if state.auth.enabled() {
         tracing::info!(%addr, store = state.store.describe(), "tracemap listening");
@@ -29,10 +37,44 @@ pub async fn run(
              loopback only"
         );
     }
+    let header_read_timeout = state.config.limits.header_read_timeout;
     spawn_maintenance(state.clone());
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let service = TowerToHyperService::new(router(state));
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment, keep serving.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service.clone())
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// Periodic work: expire abandoned temp files, sweep expired sentry-cli chunks, keep the

@@ -17,8 +17,6 @@ pub mod uploads;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
-
 use crate::auth::Auth;
 use crate::caches::Caches;
 use crate::config::Config;
@@ -35,8 +33,6 @@ pub struct AppInner {
     pub index: Index,
     pub auth: Auth,
     pub caches: Caches,
-    /// Bounds symbolicate requests in flight; see `limits.max_concurrent_requests`.
-    pub in_flight: Semaphore,
     /// JS artifact resolutions by (project, generation, release, dist, debug ID, URL):
     /// positive and negative, dropped by the project's next upload or after `index_ttl`.
     pub js_resolutions: moka::future::Cache<String, Arc<symbolicate::js::Resolution>>,
@@ -63,7 +59,6 @@ impl App {
         let caches = Caches::new(&config);
         App(Arc::new(AppInner {
             auth: Auth::new(&config.auth),
-            in_flight: Semaphore::new(config.limits.max_concurrent_requests),
             js_resolutions: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(config.cache.index_ttl)

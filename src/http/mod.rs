@@ -1,90 +1,45 @@
 //! The HTTP surface: one [`router`] with every route, layer and body limit, and thin
 //! handlers (REST in `upload`/`symbolicate`/`ops`, sentry-cli in `sentry`) that authorise,
 //! unpack requests and delegate to `app`. Handlers never parse artifacts themselves.
+//!
+//! Every route is registered through [`Routes::add`] with the access it requires, so
+//! [`route_table`] lists exactly what the router serves (the auth matrix test walks it).
+//! Every route group has a body limit, a timeout and a concurrency bound; past the bound a
+//! request waits a moment, then gets 503 `busy` with `Retry-After`.
 
 mod ops;
+mod routes;
 mod sentry;
 mod symbolicate;
 mod upload;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use axum::Router;
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+
+pub use routes::{route_table, Access, RouteInfo};
 
 use crate::app::App;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
-/// All routes. Upload routes get the upload body limit and no timeout; symbolicate routes
-/// get the symbolicate body limit and the request timeout.
-pub fn router(state: App) -> Router {
-    let limits = &state.config.limits;
-    let upload_limit = limits.max_upload_bytes.min(usize::MAX as u64) as usize;
-    let symbolicate_limit = limits.max_symbolicate_bytes.min(usize::MAX as u64) as usize;
-
-    let uploads = Router::new()
-        .route(
-            "/api/v1/projects/{project}/releases/{release}/files",
-            post(upload::release_files).get(upload::list_release_files),
-        )
-        .route(
-            "/api/v1/projects/{project}/releases/{release}/files/{id}",
-            get(upload::get_release_file).delete(upload::delete_release_file),
-        )
-        .route(
-            "/api/v1/projects/{project}/releases/{release}",
-            delete(upload::delete_release),
-        )
-        .route(
-            "/api/v1/projects/{project}/releases",
-            get(upload::list_releases),
-        )
-        .route("/api/v1/projects/{project}/bundles", post(upload::bundle))
-        .route(
-            "/api/v1/projects/{project}/debug-files",
-            post(upload::debug_files).get(upload::list_debug_files),
-        )
-        .route(
-            "/api/v1/projects/{project}/debug-files/{debug_id}",
-            delete(upload::delete_debug_files),
-        )
-        .route("/api/v1/admin/sweep", post(ops::sweep))
-        .merge(sentry::routes())
-        .layer(DefaultBodyLimit::max(upload_limit));
-
-    let symbolicate = Router::new()
-        .route(
-            "/api/v1/projects/{project}/symbolicate/js",
-            post(symbolicate::js),
-        )
-        .route(
-            "/api/v1/projects/{project}/symbolicate/native",
-            post(symbolicate::native),
-        )
-        .route("/symbolicate-js", post(symbolicate::js_compat))
-        .route("/symbolicate", post(symbolicate::native_compat))
-        .layer(DefaultBodyLimit::max(symbolicate_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), bounded))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::GATEWAY_TIMEOUT,
-            limits.request_timeout,
-        ));
-
-    Router::new()
-        .merge(uploads)
-        .merge(symbolicate)
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
+/// All routes, grouped by body limit, timeout and concurrency bound.
+pub fn router(app: App) -> Router {
+    let (router, _) = routes::build(&app);
+    router
         .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(middleware::from_fn(observe))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             ops::panic_response,
         ))
-        .with_state(state)
+        .with_state(app)
 }
 
 /// Counts and times every request by its route template.
@@ -111,18 +66,82 @@ async fn observe(request: Request, next: Next) -> Response {
     response
 }
 
-/// Admits a request when fewer than `max_concurrent_requests` are in flight; waits up to a
-/// second for a slot, then answers 503 (which sentry-cli and most clients retry).
-async fn bounded(State(state): State<App>, request: Request, next: Next) -> Response {
-    let permit = match tokio::time::timeout(Duration::from_secs(1), state.in_flight.acquire()).await
-    {
+/// The bound of one route group: requests in flight and the time each may take.
+#[derive(Clone)]
+pub(crate) struct Guard {
+    group: &'static str,
+    slots: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+impl Guard {
+    pub(crate) fn new(group: &'static str, concurrency: usize, timeout: Duration) -> Guard {
+        Guard {
+            group,
+            slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            timeout,
+        }
+    }
+}
+
+/// How long a request waits for a slot before it is answered `busy`.
+const QUEUE_WAIT: Duration = Duration::from_secs(1);
+
+/// Admits a request when its group has a free slot (waiting up to [`QUEUE_WAIT`], then 503
+/// `busy`, which sentry-cli and ingest clients retry) and answers 503 `timeout` when it runs
+/// past the group's time limit.
+async fn guarded(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    let permit = match tokio::time::timeout(QUEUE_WAIT, guard.slots.clone().acquire_owned()).await {
         Ok(Ok(p)) => p,
         _ => {
-            return ApiError::new(ErrorCode::Busy, "the server is busy; retry later")
-                .into_response()
+            return ApiError::new(
+                ErrorCode::Busy,
+                format!(
+                    "the server is busy ({} requests in flight); retry later",
+                    guard.group
+                ),
+            )
+            .into_response()
         }
     };
-    let response = next.run(request).await;
+    let response = match tokio::time::timeout(guard.timeout, next.run(request)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            ErrorCode::Timeout,
+            format!(
+                "the request took longer than the {} limit of {}",
+                guard.group,
+                humantime::format_duration(guard.timeout)
+            ),
+        )
+        .into_response(),
+    };
     drop(permit);
     response
+}
+
+/// Reads a JSON body under `limit` bytes. Handlers call it only after authorising.
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
+    body: Body,
+    limit: u64,
+) -> ApiResult<T> {
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                ErrorCode::BodyUnreadable,
+                format!("the request body could not be read: {e}"),
+            )
+        })?;
+        if (bytes.len() + chunk.len()) as u64 > limit {
+            return Err(ApiError::new(
+                ErrorCode::BodyTooLarge,
+                format!("the request body is larger than the limit of {limit} bytes"),
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("request body: {e}")))
 }

@@ -43,6 +43,13 @@ pub async fn metrics(State(state): State<App>) -> Response {
         .into_response()
 }
 
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this endpoint does not answer that method",
+    )
+}
+
 pub async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::RouteNotFound, "no such endpoint")
 }

@@ -5,63 +5,85 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Multipart, Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+
+use super::read_json;
+use super::routes::{Access, Group, Routes};
 
 use crate::app::sentry::assemble::{self, BundleAssemble, DifRequest};
 use crate::app::sentry::releases::{self, Created, ReleaseBody};
 use crate::app::sentry::{self as protocol, ChunkEncoding, ChunkRequest};
 use crate::app::App;
+use crate::auth::Caller;
 use crate::config::Scope;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::types::ProjectId;
 
 /// The sentry-cli compatible routes.
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/api/0/", get(info))
-        .route(
-            "/api/0/organizations/{org}/chunk-upload/",
-            get(chunk_options).post(chunk_upload),
-        )
-        .route(
-            "/api/0/organizations/{org}/artifactbundle/assemble/",
-            post(assemble_bundle),
-        )
-        .route(
-            "/api/0/organizations/{org}/releases/{version}/assemble/",
-            post(assemble_release_bundle),
-        )
-        .route(
-            "/api/0/projects/{org}/{project}/files/difs/assemble/",
-            post(assemble_difs),
-        )
-        .route(
-            "/api/0/organizations/{org}/releases/",
-            post(create_release_org).get(list_releases_org),
-        )
-        .route(
-            "/api/0/organizations/{org}/releases/{version}/",
-            get(release_info_org).put(update_release_org),
-        )
-        .route(
-            "/api/0/projects/{org}/{project}/releases/",
-            post(create_release_project).get(list_releases_project),
-        )
-        .route(
-            "/api/0/projects/{org}/{project}/releases/{version}/",
-            get(release_info_project).put(update_release_project),
-        )
+pub(super) fn routes(r: &mut Routes, g: &mut Group) {
+    use Access::{Project, Public, Scope as Org};
+    use Method as M;
+    use Scope::Upload;
+    r.add(g, "/api/0/", &[(M::GET, Public)], get(info));
+    r.add(
+        g,
+        "/api/0/organizations/{org}/chunk-upload/",
+        &[(M::GET, Org(Upload)), (M::POST, Org(Upload))],
+        get(chunk_options).post(chunk_upload),
+    );
+    r.add(
+        g,
+        "/api/0/organizations/{org}/artifactbundle/assemble/",
+        &[(M::POST, Org(Upload))],
+        post(assemble_bundle),
+    );
+    r.add(
+        g,
+        "/api/0/organizations/{org}/releases/{version}/assemble/",
+        &[(M::POST, Org(Upload))],
+        post(assemble_release_bundle),
+    );
+    r.add(
+        g,
+        "/api/0/projects/{org}/{project}/files/difs/assemble/",
+        &[(M::POST, Project(Upload))],
+        post(assemble_difs),
+    );
+    r.add(
+        g,
+        "/api/0/organizations/{org}/releases/",
+        &[(M::POST, Org(Upload)), (M::GET, Org(Upload))],
+        post(create_release_org).get(list_releases_org),
+    );
+    r.add(
+        g,
+        "/api/0/organizations/{org}/releases/{version}/",
+        &[(M::GET, Org(Upload)), (M::PUT, Org(Upload))],
+        get(release_info_org).put(update_release_org),
+    );
+    r.add(
+        g,
+        "/api/0/projects/{org}/{project}/releases/",
+        &[(M::POST, Project(Upload)), (M::GET, Project(Upload))],
+        post(create_release_project).get(list_releases_project),
+    );
+    r.add(
+        g,
+        "/api/0/projects/{org}/{project}/releases/{version}/",
+        &[(M::GET, Project(Upload)), (M::PUT, Project(Upload))],
+        get(release_info_project).put(update_release_project),
+    );
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("invalid request: {e}")))
+/// Reads a JSON body under `limits.max_json_bytes` (after the caller was authorised).
+async fn json<T: serde::de::DeserializeOwned>(app: &App, body: Body) -> ApiResult<T> {
+    read_json(body, app.config.limits.max_json_bytes).await
 }
 
 /// Authorises the upload scope for each named project; with none named, the scope alone.
@@ -86,14 +108,29 @@ fn check_projects(
 
 /// `GET /api/0/`: what `sentry-cli info` asks.
 async fn info(State(app): State<App>, headers: HeaderMap) -> Response {
-    let auth = app.auth.check(&headers, Scope::Upload, None).ok();
+    let auth = app.auth.caller(&headers).ok();
     Json(serde_json::json!({
         "version": "0",
-        "auth": auth.map(|c| serde_json::json!({"scopes": ["project:releases", "project:write", "org:read"], "name": c.name})),
+        "auth": auth.map(|c| serde_json::json!({"scopes": sentry_scopes(&c), "name": c.name()})),
         "user": null,
         "server": "tracemap",
     }))
     .into_response()
+}
+
+/// The Sentry scopes that match what the token may do here, for `sentry-cli info`.
+fn sentry_scopes(caller: &Caller) -> Vec<&'static str> {
+    let mut scopes = Vec::new();
+    if caller.has(Scope::Upload) {
+        scopes.extend(["project:releases", "project:write", "org:read"]);
+    }
+    if caller.has(Scope::Symbolicate) {
+        scopes.extend(["project:read", "event:read"]);
+    }
+    if caller.has(Scope::Admin) {
+        scopes.extend(["project:admin", "org:admin"]);
+    }
+    scopes
 }
 
 fn base_url(app: &App, headers: &HeaderMap) -> String {
@@ -181,9 +218,10 @@ async fn assemble_bundle(
     State(app): State<App>,
     Path(_org): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let req: BundleAssembleRequest = parse_json(&body)?;
+    let caller = app.auth.check(&headers, Scope::Upload, None)?;
+    let req: BundleAssembleRequest = json(&app, body).await?;
     let projects = check_projects(&app, &headers, &req.projects)?;
     let v = assemble::bundle(
         &app,
@@ -191,6 +229,7 @@ async fn assemble_bundle(
             checksum: req.checksum,
             chunks: req.chunks,
             projects,
+            caller,
             version: req.version,
             dist: req.dist,
         },
@@ -212,16 +251,17 @@ async fn assemble_release_bundle(
     State(app): State<App>,
     Path((_org, version)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let req: ReleaseBundleRequest = parse_json(&body)?;
-    check_projects(&app, &headers, &[])?;
+    let caller = app.auth.check(&headers, Scope::Upload, None)?;
+    let req: ReleaseBundleRequest = json(&app, body).await?;
     let v = assemble::bundle(
         &app,
         BundleAssemble {
             checksum: req.checksum,
             chunks: req.chunks,
             projects: Vec::new(),
+            caller,
             version: Some(version),
             dist: None,
         },
@@ -236,13 +276,11 @@ async fn assemble_difs(
     State(app): State<App>,
     Path((_org, project)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let project = check_projects(&app, &headers, &[project])?
-        .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::internal("authorised project vanished"))?;
-    let req: BTreeMap<String, DifRequest> = parse_json(&body)?;
+    let project = ProjectId::parse(&project)?;
+    app.auth.check(&headers, Scope::Upload, Some(&project))?;
+    let req: BTreeMap<String, DifRequest> = json(&app, body).await?;
     Ok(Json(assemble::debug_files(&app, &project, req).await?))
 }
 
@@ -252,9 +290,10 @@ async fn create_release(
     app: App,
     headers: HeaderMap,
     mut projects: Vec<String>,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Response> {
-    let req: ReleaseBody = parse_json(&body)?;
+    check_projects(&app, &headers, &projects)?;
+    let req: ReleaseBody = json(&app, body).await?;
     projects.extend(req.projects.iter().cloned());
     let version = req
         .version
@@ -274,9 +313,10 @@ async fn update_release(
     headers: HeaderMap,
     mut projects: Vec<String>,
     version: String,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let req: ReleaseBody = parse_json(&body)?;
+    check_projects(&app, &headers, &projects)?;
+    let req: ReleaseBody = json(&app, body).await?;
     projects.extend(req.projects.iter().cloned());
     let projects = check_projects(&app, &headers, &projects)?;
     Ok(Json(
@@ -284,19 +324,29 @@ async fn update_release(
     ))
 }
 
-/// The projects among `candidates` this token may read.
-fn readable(app: &App, headers: &HeaderMap, candidates: Vec<ProjectId>) -> Vec<ProjectId> {
-    candidates
+/// The projects with release metadata this token may read (organisation-wide reads): 401
+/// without a token, 403 without the upload scope.
+async fn readable_projects(app: &App, headers: &HeaderMap) -> ApiResult<Vec<ProjectId>> {
+    let caller = app.auth.check(headers, Scope::Upload, None)?;
+    Ok(releases::projects_with_releases(app)
+        .await?
         .into_iter()
-        .filter(|p| app.auth.check(headers, Scope::Upload, Some(p)).is_ok())
-        .collect()
+        .filter(|p| caller.may(Scope::Upload, Some(p)).is_ok())
+        .collect())
+}
+
+/// The one project of a project-scoped read, authorised.
+fn readable_project(app: &App, headers: &HeaderMap, project: &str) -> ApiResult<Vec<ProjectId>> {
+    let project = ProjectId::parse(project)?;
+    app.auth.check(headers, Scope::Upload, Some(&project))?;
+    Ok(vec![project])
 }
 
 async fn create_release_org(
     State(app): State<App>,
     Path(_org): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Response> {
     create_release(app, headers, Vec::new(), body).await
 }
@@ -305,7 +355,7 @@ async fn create_release_project(
     State(app): State<App>,
     Path((_org, project)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Response> {
     create_release(app, headers, vec![project], body).await
 }
@@ -314,7 +364,7 @@ async fn update_release_org(
     State(app): State<App>,
     Path((_org, version)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Json<serde_json::Value>> {
     update_release(app, headers, Vec::new(), version, body).await
 }
@@ -323,7 +373,7 @@ async fn update_release_project(
     State(app): State<App>,
     Path((_org, project, version)): Path<(String, String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Json<serde_json::Value>> {
     update_release(app, headers, vec![project], version, body).await
 }
@@ -333,11 +383,7 @@ async fn release_info_org(
     Path((_org, version)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let projects = readable(
-        &app,
-        &headers,
-        releases::projects_with_releases(&app).await?,
-    );
+    let projects = readable_projects(&app, &headers).await?;
     Ok(Json(releases::info(&app, projects, &version).await?))
 }
 
@@ -346,7 +392,7 @@ async fn release_info_project(
     Path((_org, project, version)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let projects = readable(&app, &headers, vec![ProjectId::parse(&project)?]);
+    let projects = readable_project(&app, &headers, &project)?;
     Ok(Json(releases::info(&app, projects, &version).await?))
 }
 
@@ -355,11 +401,7 @@ async fn list_releases_org(
     Path(_org): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let projects = readable(
-        &app,
-        &headers,
-        releases::projects_with_releases(&app).await?,
-    );
+    let projects = readable_projects(&app, &headers).await?;
     Ok(Json(releases::list(&app, projects).await?))
 }
 
@@ -368,6 +410,6 @@ async fn list_releases_project(
     Path((_org, project)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let projects = readable(&app, &headers, vec![ProjectId::parse(&project)?]);
+    let projects = readable_project(&app, &headers, &project)?;
     Ok(Json(releases::list(&app, projects).await?))
 }

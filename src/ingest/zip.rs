@@ -43,27 +43,43 @@ pub struct BundleFile {
     pub headers: BTreeMap<String, String>,
 }
 
+/// Most bytes a bundle's `manifest.json` may have (a manifest lists files; tens of thousands
+/// of entries fit in a few MiB).
+pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+
 pub struct Extracted {
     pub manifest: Option<BundleManifest>,
     pub files: Vec<Received>,
 }
 
-/// Extracts every file entry of the zip at `path` into temporary files in `tmp_dir`.
-/// `manifest.json` at the root is parsed as a bundle manifest, not returned as a file.
-pub fn extract(path: &Path, tmp_dir: &Path, limits: &ZipLimits) -> Result<Extracted, IngestError> {
+/// Opens the zip at `path`, refusing one whose end-of-central-directory record announces
+/// more than `max_entries` entries before the central directory is parsed (a huge central
+/// directory would otherwise be read whole first).
+///
+/// Sentry's `SYSB` + version header: sentry-cli writes the zip *after* the header with
+/// offsets counted from the start of the whole file, so the file opens as it is (the header
+/// is data before the first entry, like a self-extractor's stub). Zips built by other tools
+/// may count from the end of the header instead; those open from a copy of the file without
+/// its first 8 bytes.
+pub fn open(
+    path: &Path,
+    tmp_dir: &Path,
+    max_entries: usize,
+) -> Result<::zip::ZipArchive<std::fs::File>, IngestError> {
     let mut file = std::fs::File::open(path)?;
+    if let Some(announced) = announced_entries(&mut file)? {
+        if announced > max_entries as u64 {
+            return Err(IngestError::ZipTooManyEntries { limit: max_entries });
+        }
+    }
     let mut head = [0u8; 8];
+    file.seek(SeekFrom::Start(0))?;
     let n = file.read(&mut head)?;
     file.seek(SeekFrom::Start(0))?;
-    // Sentry's `SYSB` + version header: sentry-cli writes the zip *after* the header with
-    // offsets counted from the start of the whole file, so the file opens as it is (the
-    // header is data before the first entry, like a self-extractor's stub). Zips built by
-    // other tools may count from the end of the header instead; those open from a copy of
-    // the file without its first 8 bytes.
     let sysb = n == 8 && &head[..4] == b"SYSB";
     // A plain `File`, not a `BufReader`: zip 7.4 misreads archives with leading data
     // through a `BufReader`.
-    let mut archive = match ::zip::ZipArchive::new(file) {
+    let archive = match ::zip::ZipArchive::new(file) {
         Ok(a) => a,
         Err(_) if sysb => {
             let mut f = std::fs::File::open(path)?;
@@ -75,11 +91,50 @@ pub fn extract(path: &Path, tmp_dir: &Path, limits: &ZipLimits) -> Result<Extrac
         }
         Err(e) => return Err(IngestError::ZipInvalid(e.to_string())),
     };
-    if archive.len() > limits.max_entries {
-        return Err(IngestError::ZipTooManyEntries {
-            limit: limits.max_entries,
-        });
+    if archive.len() > max_entries {
+        return Err(IngestError::ZipTooManyEntries { limit: max_entries });
     }
+    Ok(archive)
+}
+
+/// The entry count the end-of-central-directory record announces (ZIP64's when the classic
+/// record says 0xFFFF), read from the file's last 64 KiB; `None` when no record is found
+/// (the zip reader then reports the archive invalid).
+fn announced_entries(file: &mut std::fs::File) -> std::io::Result<Option<u64>> {
+    const EOCD: &[u8; 4] = b"PK\x05\x06";
+    const ZIP64_EOCD: &[u8; 4] = b"PK\x06\x06";
+    let len = file.seek(SeekFrom::End(0))?;
+    let tail_len = len.min(64 * 1024 + 22);
+    file.seek(SeekFrom::Start(len - tail_len))?;
+    let mut tail = vec![0u8; tail_len as usize];
+    file.read_exact(&mut tail)?;
+    let Some(at) = tail.windows(4).rposition(|w| w == EOCD) else {
+        return Ok(None);
+    };
+    let u16_at = |i: usize| {
+        tail.get(i..i + 2)
+            .map(|b| u64::from(u16::from_le_bytes([b[0], b[1]])))
+    };
+    let Some(classic) = u16_at(at + 10) else {
+        return Ok(None);
+    };
+    if classic != 0xFFFF {
+        return Ok(Some(classic));
+    }
+    // ZIP64: the record sits before the locator (20 bytes) that precedes the classic record.
+    let Some(z) = tail[..at].windows(4).rposition(|w| w == ZIP64_EOCD) else {
+        return Ok(Some(classic));
+    };
+    Ok(tail
+        .get(z + 32..z + 40)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes))
+}
+
+/// Extracts every file entry of the zip at `path` into temporary files in `tmp_dir`.
+/// `manifest.json` at the root is parsed as a bundle manifest, not returned as a file.
+pub fn extract(path: &Path, tmp_dir: &Path, limits: &ZipLimits) -> Result<Extracted, IngestError> {
+    let mut archive = open(path, tmp_dir, limits.max_entries)?;
 
     // Pass 1: names only. Reject the archive before extracting anything.
     for i in 0..archive.len() {
@@ -128,6 +183,12 @@ pub fn extract(path: &Path, tmp_dir: &Path, limits: &ZipLimits) -> Result<Extrac
         }
         let temp = writer.finish()?;
         if name == "manifest.json" {
+            if temp.size > MAX_MANIFEST_BYTES {
+                return Err(IngestError::ManifestInvalid(format!(
+                    "manifest.json is {} bytes, over the limit of {MAX_MANIFEST_BYTES}",
+                    temp.size
+                )));
+            }
             let bytes = std::fs::read(&temp.path)?;
             let parsed: BundleManifest = serde_json::from_slice(&bytes)
                 .map_err(|e| IngestError::ManifestInvalid(e.to_string()))?;

@@ -16,6 +16,8 @@ use sha1::Digest;
 use super::{invalid, is_sha1};
 use crate::app::uploads::{self, debug_files, js};
 use crate::app::App;
+use crate::auth::Caller;
+use crate::config::Scope;
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::{self, Received};
 use crate::store::{now_rfc3339, Store, UploadId, UploadManifest, UploadSource};
@@ -69,9 +71,42 @@ impl StoredState {
     }
 }
 
-fn state_key(kind: AssembleKind, checksum: &str) -> Key {
-    Key::from_iter(["sentry", "assemble", kind.as_str(), checksum])
-        .child(format!("{checksum}.json"))
+/// Whose assembly a state records: assembling the same bytes for another project is another
+/// assembly, so no project ever sees (or is answered with) another's state.
+enum Owner<'a> {
+    /// The projects the request named (already authorised).
+    Projects(&'a [ProjectId]),
+    /// A bundle that names its project in its own manifest: until it is opened, the state
+    /// belongs to the token that asked.
+    Token(&'a Caller),
+}
+
+impl Owner<'_> {
+    fn key_part(&self) -> String {
+        match self {
+            Owner::Projects(projects) => {
+                let mut names: Vec<&str> = projects.iter().map(ProjectId::as_str).collect();
+                names.sort_unstable();
+                names.dedup();
+                format!("p.{}", names.join("+"))
+            }
+            Owner::Token(caller) => {
+                let digest = sha2::Sha256::digest(caller.name().as_bytes());
+                format!("t.{}", &hex::encode(digest)[..16])
+            }
+        }
+    }
+}
+
+fn state_key(kind: AssembleKind, owner: &Owner<'_>, checksum: &str) -> Key {
+    Key::from_iter([
+        "sentry",
+        "assemble",
+        kind.as_str(),
+        &owner.key_part(),
+        checksum,
+    ])
+    .child(format!("{checksum}.json"))
 }
 
 /// Assemblies running in this process, by state key.
@@ -117,6 +152,7 @@ fn check_checksums(checksum: &str, chunks: &[String]) -> ApiResult<()> {
 async fn step<F, Fut>(
     app: &App,
     kind: AssembleKind,
+    owner: Owner<'_>,
     checksum: &str,
     chunks: &[String],
     job: F,
@@ -126,7 +162,7 @@ where
     Fut: std::future::Future<Output = Result<Option<serde_json::Value>, String>> + Send,
 {
     let missing = missing_chunks(&app.store, chunks).await?;
-    let key = state_key(kind, checksum);
+    let key = state_key(kind, &owner, checksum);
     let stored: Option<StoredState> = app.store.get_json(&key).await?;
     if let Some(s) = &stored {
         let stalled = matches!(s.state, AssembleState::Created | AssembleState::Assembling)
@@ -231,6 +267,8 @@ pub struct BundleAssemble {
     pub chunks: Vec<String>,
     /// Authorised projects; empty when the bundle's manifest names the project.
     pub projects: Vec<ProjectId>,
+    /// Who asked: a project named by the bundle's manifest is authorised against it.
+    pub caller: Caller,
     pub version: Option<String>,
     pub dist: Option<String>,
 }
@@ -245,9 +283,17 @@ pub async fn bundle(app: &App, req: BundleAssemble) -> ApiResult<serde_json::Val
         checksum,
         chunks,
         projects,
+        caller,
         version,
         dist,
     } = req;
+    let owner_projects = projects.clone();
+    let owner_caller = caller.clone();
+    let owner = if owner_projects.is_empty() {
+        Owner::Token(&owner_caller)
+    } else {
+        Owner::Projects(&owner_projects)
+    };
     let job_app = app.clone();
     let job = move |path: tempfile::TempPath| async move {
         let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
@@ -257,8 +303,19 @@ pub async fn bundle(app: &App, req: BundleAssemble) -> ApiResult<serde_json::Val
             path,
         };
         let projects = if projects.is_empty() {
-            // 2.x release bundles name their project in the manifest.
-            project_from_bundle(&zip.path).into_iter().collect()
+            // 2.x release bundles (and 3.x requests without `projects`) name their project
+            // in the manifest: authorise it now that it is known.
+            let path = zip.path.to_path_buf();
+            let tmp = job_app.config.tmp_dir();
+            let max_entries = job_app.config.limits.max_zip_entries;
+            let named =
+                tokio::task::spawn_blocking(move || project_from_bundle(&path, &tmp, max_entries))
+                    .await
+                    .map_err(|e| e.to_string())??;
+            caller
+                .may(Scope::Upload, Some(&named))
+                .map_err(|e| e.to_string())?;
+            vec![named]
         } else {
             projects
         };
@@ -297,28 +354,42 @@ pub async fn bundle(app: &App, req: BundleAssemble) -> ApiResult<serde_json::Val
         }
         Ok(None)
     };
-    step(app, AssembleKind::Bundle, &checksum, &chunks, job).await
+    step(app, AssembleKind::Bundle, owner, &checksum, &chunks, job).await
 }
 
-fn project_from_bundle(path: &std::path::Path) -> Option<ProjectId> {
-    use std::io::{Read, Seek};
-    let mut f = std::fs::File::open(path).ok()?;
-    let mut head = [0u8; 8];
-    f.read_exact(&mut head).ok()?;
-    if &head[..4] != b"SYSB" {
-        f.rewind().ok()?;
-    }
-    let mut rest = Vec::new();
-    f.read_to_end(&mut rest).ok()?;
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(rest)).ok()?;
-    let mut manifest = String::new();
-    archive
+/// The project a bundle's `manifest.json` names. Opens the zip in place (as uploads do) and
+/// inflates only the manifest, capped.
+fn project_from_bundle(
+    path: &std::path::Path,
+    tmp: &std::path::Path,
+    max_entries: usize,
+) -> Result<ProjectId, String> {
+    use ingest::zip::MAX_MANIFEST_BYTES;
+    use std::io::Read;
+    let mut archive = ingest::zip::open(path, tmp, max_entries).map_err(|e| e.to_string())?;
+    let entry = archive
         .by_name("manifest.json")
-        .ok()?
-        .read_to_string(&mut manifest)
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_str(&manifest).ok()?;
-    ProjectId::parse(v["project"].as_str()?).ok()
+        .map_err(|_| "the bundle has no manifest.json, so it names no project".to_owned())?;
+    let mut manifest = Vec::new();
+    entry
+        .take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut manifest)
+        .map_err(|e| format!("manifest.json cannot be read: {e}"))?;
+    if manifest.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(format!(
+            "manifest.json is larger than {MAX_MANIFEST_BYTES} bytes"
+        ));
+    }
+    #[derive(Deserialize)]
+    struct Named {
+        project: Option<String>,
+    }
+    let named: Named = serde_json::from_slice(&manifest)
+        .map_err(|e| format!("manifest.json is not valid JSON: {e}"))?;
+    let project = named
+        .project
+        .ok_or("the request names no project and neither does the bundle's manifest")?;
+    ProjectId::parse(&project).map_err(|e| e.to_string())
 }
 
 /// One file of a difs assemble request. Its `debug_id` (a hint sentry-cli sends) is not
@@ -340,7 +411,7 @@ pub async fn debug_files(
     for (checksum, file) in files {
         check_checksums(&checksum, &file.chunks)?;
         let job_app = app.clone();
-        let project = project.clone();
+        let job_project = project.clone();
         let name = ingest::safe_relative_path(&file.name)
             .map(|n| ingest::file_name(&n).to_owned())
             .unwrap_or_else(|| "upload".into());
@@ -361,7 +432,7 @@ pub async fn debug_files(
             let (prepared, _) = debug_files::prepare(&job_app, vec![received])
                 .await
                 .map_err(text)?;
-            let manifest = UploadManifest::new(project, UploadSource::SentryCli);
+            let manifest = UploadManifest::new(job_project, UploadSource::SentryCli);
             let response = uploads::commit(&job_app, manifest, prepared, Vec::new())
                 .await
                 .map_err(text)?;
@@ -384,7 +455,15 @@ pub async fn debug_files(
                 "data": {"type": d.object_kind, "features": d.features},
             })))
         };
-        let v = step(app, AssembleKind::DebugFile, &checksum, &file.chunks, job).await?;
+        let v = step(
+            app,
+            AssembleKind::DebugFile,
+            Owner::Projects(std::slice::from_ref(project)),
+            &checksum,
+            &file.chunks,
+            job,
+        )
+        .await?;
         out.insert(checksum, v);
     }
     Ok(serde_json::Value::Object(out))
