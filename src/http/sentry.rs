@@ -169,9 +169,10 @@ async fn chunk_upload(
     State(app): State<App>,
     Path(_org): Path<String>,
     headers: HeaderMap,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResult<StatusCode> {
     app.auth.check(&headers, Scope::Upload, None)?;
+    let mut multipart = multipart.map_err(super::upload::multipart_rejection)?;
     let mut request = ChunkRequest::default();
     let bad = |e: axum::extract::multipart::MultipartError| {
         ApiError::new(ErrorCode::InvalidMultipart, e.body_text())

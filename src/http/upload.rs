@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use axum::body::Body;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -50,9 +51,10 @@ pub async fn release_files(
     Path((p, r)): Path<(String, String)>,
     Query(q): Query<FilesQuery>,
     headers: HeaderMap,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Created> {
     let project = authorise(&app, &headers, Scope::Upload, &p)?;
+    let mut multipart = multipart.map_err(multipart_rejection)?;
     let release = Release::parse(&r)?;
     let tmp = app.config.tmp_dir();
     let limit = app.config.limits.max_file_bytes;
@@ -116,6 +118,11 @@ pub async fn release_files(
     js::release_files(&app, project, release, dist, &url_prefix, files)
         .await
         .map(created)
+}
+
+/// A body that is not multipart at all (checked only after the caller was authorised).
+pub(super) fn multipart_rejection(e: MultipartRejection) -> ApiError {
+    ApiError::new(ErrorCode::InvalidMultipart, e.body_text())
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {

@@ -1,7 +1,8 @@
-//! The auth matrix: each scope × each endpoint × own/other project.
+//! The auth matrix, generated from the router's own route table: every route × every kind
+//! of caller × own/other project.
 
 use axum::body::Body;
-use axum::http::Method;
+use axum::http::{Method, Request};
 use tracemap::config::{Scope, Secret, TokenConfig};
 
 use crate::common::*;
@@ -10,166 +11,188 @@ const UPLOAD: &str = "upload-token-for-project-a";
 const SYMBOLICATE: &str = "symbolicate-token-project-a";
 const ADMIN: &str = "admin-token-for-project-aaa";
 
+const UPLOAD_B: &str = "upload-token-for-project-b";
+const ADMIN_ALL: &str = "admin-token-for-all-projects";
+
 fn app() -> TestApp {
     TestApp::with_config(|c| {
-        let token = |name: &str, token: &str, scope: Scope| TokenConfig {
-            name: name.into(),
-            token: Secret(token.into()),
-            scopes: vec![scope],
-            projects: Some(vec!["a".into()]),
-        };
+        let token =
+            |name: &str, token: &str, scope: Scope, projects: Option<Vec<String>>| TokenConfig {
+                name: name.into(),
+                token: Secret(token.into()),
+                scopes: vec![scope],
+                projects,
+            };
+        let a = || Some(vec!["a".to_owned()]);
         c.auth.tokens = vec![
-            token("ci", UPLOAD, Scope::Upload),
-            token("ingest", SYMBOLICATE, Scope::Symbolicate),
-            token("ops", ADMIN, Scope::Admin),
+            token("ci", UPLOAD, Scope::Upload, a()),
+            token("ingest", SYMBOLICATE, Scope::Symbolicate, a()),
+            token("ops", ADMIN, Scope::Admin, a()),
+            token("ci-b", UPLOAD_B, Scope::Upload, Some(vec!["b".into()])),
+            token("root", ADMIN_ALL, Scope::Admin, None),
         ];
     })
 }
 
-/// (method, path template with {p}, required scope, body)
-fn endpoints() -> Vec<(Method, &'static str, Scope)> {
-    vec![
-        (
-            Method::POST,
-            "/api/v1/projects/{p}/releases/1.0/files",
-            Scope::Upload,
-        ),
-        (
-            Method::GET,
-            "/api/v1/projects/{p}/releases/1.0/files",
-            Scope::Upload,
-        ),
-        (
-            Method::GET,
-            "/api/v1/projects/{p}/releases/1.0/files/abc",
-            Scope::Upload,
-        ),
-        (
-            Method::DELETE,
-            "/api/v1/projects/{p}/releases/1.0/files/abc",
-            Scope::Admin,
-        ),
-        (
-            Method::DELETE,
-            "/api/v1/projects/{p}/releases/1.0",
-            Scope::Admin,
-        ),
-        (Method::GET, "/api/v1/projects/{p}/releases", Scope::Upload),
-        (
-            Method::POST,
-            "/api/v1/projects/{p}/bundles?release=1.0",
-            Scope::Upload,
-        ),
-        (
-            Method::POST,
-            "/api/v1/projects/{p}/debug-files",
-            Scope::Upload,
-        ),
-        (
-            Method::GET,
-            "/api/v1/projects/{p}/debug-files",
-            Scope::Upload,
-        ),
-        (
-            Method::DELETE,
-            "/api/v1/projects/{p}/debug-files/339d67d0-6e29-287b-2408-1344f4ea7744",
-            Scope::Admin,
-        ),
-        (
-            Method::POST,
-            "/api/v1/projects/{p}/symbolicate/js",
-            Scope::Symbolicate,
-        ),
-        (
-            Method::POST,
-            "/api/v1/projects/{p}/symbolicate/native",
-            Scope::Symbolicate,
-        ),
-        (
-            Method::POST,
-            "/symbolicate-js?scope={p}",
-            Scope::Symbolicate,
-        ),
-        (Method::POST, "/symbolicate?scope={p}", Scope::Symbolicate),
-    ]
-}
-
-fn body_for(path: &str) -> (Option<String>, Vec<u8>) {
-    if path.contains("/releases/1.0/files") && !path.ends_with("abc") {
-        let m = Multipart::new()
-            .text("url", "~/a.js")
-            .file("file", "a.js", b"x\n");
-        (
-            Some(format!("multipart/form-data; boundary={BOUNDARY}")),
-            m.finish(),
-        )
-    } else if path.contains("symbolicate") {
-        (
-            Some("application/json".into()),
-            br#"{"stacktraces": []}"#.to_vec(),
-        )
-    } else if path.contains("bundles") {
-        (None, zip(&[("a.js", b"x\n")]))
-    } else if path.contains("debug-files") {
-        (None, fixture("native/out/c_dwarf5"))
-    } else {
-        (None, Vec::new())
+/// A concrete URI for a route template, with `project` in the project's place.
+fn concrete(template: &str, project: &str) -> String {
+    let mut uri = template
+        .replace("{project}", project)
+        .replace("{release}", "1.0")
+        .replace("{version}", "1.0")
+        .replace("{org}", "acme")
+        .replace("{id}", "abc")
+        .replace("{debug_id}", "339d67d0-6e29-287b-2408-1344f4ea7744");
+    if uri == "/symbolicate-js" || uri == "/symbolicate" {
+        uri.push_str(&format!("?scope={project}"));
     }
+    uri
 }
 
+/// Every route of the router × {no token, unknown token, each scope for project a, upload
+/// for project b, admin for all} × {project a, project b}: the status says whether the
+/// token was let through, and nothing else. Generated from the router's own route table,
+/// so a new route is in the matrix the moment it exists.
 #[tokio::test]
-async fn every_endpoint_checks_scope_and_project() {
+async fn every_route_checks_scope_and_project() {
+    use tracemap::http::{route_table, Access};
     let app = app();
-    let tokens = [
-        (Some(UPLOAD), Scope::Upload),
-        (Some(SYMBOLICATE), Scope::Symbolicate),
-        (Some(ADMIN), Scope::Admin),
-        (None, Scope::Admin),
+    let table = route_table(&app.state);
+    assert!(
+        table.len() >= 30,
+        "the route table lists {} routes",
+        table.len()
+    );
+    // (token, scopes it has, projects it may use)
+    let callers: [(Option<&str>, &[Scope], &[&str]); 7] = [
+        (None, &[], &[]),
+        (Some("unknown-token-unknown-token"), &[], &[]),
+        (Some(UPLOAD), &[Scope::Upload], &["a"]),
+        (Some(SYMBOLICATE), &[Scope::Symbolicate], &["a"]),
+        (
+            Some(ADMIN),
+            &[Scope::Upload, Scope::Symbolicate, Scope::Admin],
+            &["a"],
+        ),
+        (Some(UPLOAD_B), &[Scope::Upload], &["b"]),
+        (
+            Some(ADMIN_ALL),
+            &[Scope::Upload, Scope::Symbolicate, Scope::Admin],
+            &["a", "b"],
+        ),
     ];
-    let mut checked = 0;
-    for (method, template, needs) in endpoints() {
+    let mut cases = 0;
+    for route in &table {
         for project in ["a", "b"] {
-            for (token, scope) in tokens {
-                let path = template.replace("{p}", project);
-                let (ctype, body) = body_for(&path);
-                let mut builder = axum::http::Request::builder()
-                    .method(method.clone())
-                    .uri(&path);
-                if let Some(t) = token {
-                    builder = builder.header("authorization", format!("Bearer {t}"));
-                }
-                if let Some(c) = &ctype {
-                    builder = builder.header("content-type", c);
-                }
-                if method == Method::GET && ctype.is_some() && !path.contains("symbolicate") {
-                    // GETs carry no body.
-                }
-                let body = if method == Method::POST {
-                    Body::from(body)
-                } else {
-                    Body::empty()
+            for (token, scopes, projects) in callers {
+                let uri = concrete(route.path, project);
+                let request = Request::builder()
+                    .method(route.method.clone())
+                    .uri(&uri)
+                    .header("content-type", "application/json");
+                let request = match token {
+                    Some(t) => request.header("authorization", format!("Bearer {t}")),
+                    None => request,
                 };
-                let r = app.send(builder.body(body).unwrap()).await;
-                let allowed =
-                    token.is_some() && (scope == needs || scope == Scope::Admin) && project == "a";
+                let body = if route.method == Method::GET {
+                    Body::empty()
+                } else {
+                    Body::from("{}")
+                };
+                let r = app.send(request.body(body).unwrap()).await;
                 let status = r.status.as_u16();
-                match (token, allowed) {
-                    (None, _) => assert_eq!(status, 401, "{method} {path} without token"),
-                    (Some(_), false) => {
-                        assert_eq!(status, 403, "{method} {path} with {scope:?}");
-                        assert_eq!(r.error_code(), "forbidden");
-                        assert!(r.json()["detail"].as_str().unwrap().contains("token"));
+                let what = format!("{} {uri} with {token:?}", route.method);
+                let expected = match route.access {
+                    Access::Public => None,
+                    _ if token.is_none() || scopes.is_empty() => Some(401),
+                    Access::Scope(needed) | Access::Project(needed)
+                        if !scopes.contains(&needed) =>
+                    {
+                        Some(403)
                     }
-                    (Some(_), true) => assert!(
+                    Access::Project(_) if !projects.contains(&project) => Some(403),
+                    _ => None,
+                };
+                match expected {
+                    Some(code) => {
+                        assert_eq!(status, code, "{what}: {}", String::from_utf8_lossy(&r.body));
+                        let want = if code == 401 {
+                            "unauthenticated"
+                        } else {
+                            "forbidden"
+                        };
+                        assert_eq!(r.error_code(), want, "{what}");
+                    }
+                    None => assert!(
                         status != 401 && status != 403,
-                        "{method} {path} with {scope:?}: {status}"
+                        "{what}: {status} {}",
+                        String::from_utf8_lossy(&r.body)
                     ),
                 }
-                checked += 1;
+                cases += 1;
             }
         }
     }
-    assert_eq!(checked, endpoints().len() * 2 * 4);
+    assert_eq!(cases, table.len() * 2 * callers.len());
+    eprintln!(
+        "auth matrix: {} routes x {} cases",
+        table.len(),
+        2 * callers.len()
+    );
+}
+
+/// The table is the router: each listed path answers 405 to every method it does not list,
+/// and no module registers a route outside the table.
+#[tokio::test]
+async fn the_route_table_is_the_whole_router() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let app = app();
+    let table = tracemap::http::route_table(&app.state);
+    let mut methods: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for r in &table {
+        methods
+            .entry(r.path)
+            .or_default()
+            .insert(r.method.to_string());
+    }
+    for (path, listed) in &methods {
+        for m in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
+            if listed.contains(m) {
+                continue;
+            }
+            let uri = concrete(path, "a");
+            let r = app
+                .send(
+                    Request::builder()
+                        .method(m)
+                        .uri(&uri)
+                        .header("authorization", format!("Bearer {ADMIN_ALL}"))
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await;
+            assert_eq!(
+                r.status, 405,
+                "{m} {uri} is served but not in the route table"
+            );
+            assert_eq!(r.error_code(), "method_not_allowed");
+        }
+    }
+    let http = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
+    for entry in std::fs::read_dir(&http).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let is_table = path.ends_with("routes.rs");
+        for (i, line) in text.lines().enumerate() {
+            let registers = line.contains(".route(") || line.contains(".nest(");
+            assert!(
+                !registers || (is_table && line.contains("group.router")),
+                "{}:{}: routes are registered through Routes::add only",
+                path.display(),
+                i + 1
+            );
+        }
+    }
 }
 
 #[tokio::test]
