@@ -145,3 +145,31 @@ pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("request body: {e}")))
 }
+
+/// Reads one multipart part under `limit` bytes, chunk by chunk (a part is never buffered
+/// past the limit).
+pub(crate) async fn read_part(
+    mut field: axum::extract::multipart::Field<'_>,
+    limit: u64,
+    what: &str,
+) -> ApiResult<bytes::Bytes> {
+    let mut out = bytes::BytesMut::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidMultipart,
+            format!("{what}: {}", e.body_text()),
+        )
+    })? {
+        if (out.len() + chunk.len()) as u64 > limit {
+            return Err(ApiError::new(
+                ErrorCode::TooLarge,
+                format!("{what} is larger than the limit of {limit} bytes"),
+            ));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
+}
+
+/// Most bytes of a text part of a multipart upload (`url`, `header`, `dist`, …).
+pub(crate) const MAX_TEXT_PART_BYTES: u64 = 64 << 10;

@@ -13,8 +13,8 @@ use axum::routing::{get, post};
 use axum::Json;
 use serde::Deserialize;
 
-use super::read_json;
 use super::routes::{Access, Group, Routes};
+use super::{read_json, read_part};
 
 use crate::app::sentry::assemble::{self, BundleAssemble, DifRequest};
 use crate::app::sentry::releases::{self, Created, ReleaseBody};
@@ -194,7 +194,8 @@ async fn chunk_upload(
                 "chunk part without a filename",
             ));
         };
-        let raw = field.bytes().await.map_err(bad)?;
+        // A gzip part may be a little larger than the chunk it inflates to.
+        let raw = read_part(field, protocol::CHUNK_SIZE + (64 << 10), "chunk").await?;
         request.accept(&app, &name, encoding, raw).await?;
     }
     Ok(StatusCode::OK)

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
+use super::{read_part, MAX_TEXT_PART_BYTES};
 use crate::app::uploads::catalog::{self, DebugFileFilter};
 use crate::app::uploads::js::{self, BundleOptions, FilePart};
 use crate::app::uploads::{debug_files, UploadResponse};
@@ -65,8 +66,17 @@ pub async fn release_files(
     let mut next_kind = None;
     let mut next_headers = BTreeMap::new();
     let mut files = Vec::new();
+    let max_parts = app.config.limits.max_zip_entries;
+    let mut parts = 0usize;
     let bad = |m: String| ApiError::new(ErrorCode::InvalidMultipart, m);
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        parts += 1;
+        if parts > max_parts {
+            return Err(ApiError::new(
+                ErrorCode::TooLarge,
+                format!("the upload has more than {max_parts} parts (limits.max_zip_entries)"),
+            ));
+        }
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
             "file" => {
@@ -92,7 +102,10 @@ pub async fn release_files(
                 });
             }
             "dist" | "url_prefix" | "url" | "type" | "header" => {
-                let value = field.text().await.map_err(multipart_error)?;
+                let value =
+                    read_part(field, MAX_TEXT_PART_BYTES, &format!("part {name:?}")).await?;
+                let value = String::from_utf8(value.to_vec())
+                    .map_err(|_| bad(format!("part {name:?} is not UTF-8")))?;
                 match name.as_str() {
                     "dist" => dist = Some(value),
                     "url_prefix" => url_prefix = value,
