@@ -23,6 +23,7 @@ pub mod http;
 pub mod index;
 pub mod ingest;
 pub mod js;
+pub mod kinds;
 pub mod metrics;
 pub mod native;
 pub mod sentry;

@@ -13,9 +13,8 @@ use super::AppState;
 use crate::config::Scope;
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::{self, IngestError, Received, TempFile};
-use crate::store::{
-    ArtifactEntry, ArtifactKind, DebugFileEntry, Store, UploadManifest, UploadSource,
-};
+use crate::kinds::ArtifactKind;
+use crate::store::{ArtifactEntry, DebugFileEntry, Store, UploadManifest, UploadSource};
 use crate::types::{parse_code_id, parse_debug_id, ArtifactUrl, Dist, ProjectId, Release};
 
 /// A file ready to be stored: its temp file plus what the manifest says of it.

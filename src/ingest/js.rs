@@ -3,7 +3,7 @@
 //!
 //! Pure: bytes in, facts out.
 
-use crate::store::ArtifactKind;
+use crate::kinds::ArtifactKind;
 use crate::types::parse_debug_id;
 
 use super::IngestError;

@@ -6,7 +6,7 @@
 
 use symbolic::debuginfo::{Archive, FileFormat, Object, ObjectKind};
 
-use crate::store::{DebugFileFormat, Features};
+use crate::kinds::{DebugFileFormat, Features};
 
 use super::IngestError;
 

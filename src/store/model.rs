@@ -9,6 +9,7 @@ use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::Store;
+use crate::kinds::{ArtifactKind, DebugFileFormat, Features};
 use crate::types::{ArtifactUrl, Dist, ProjectId, Release, Sha256};
 
 /// The ID of one upload: a ULID, so IDs sort by time and "newest wins" is a comparison.
@@ -136,34 +137,6 @@ impl UploadManifest {
     }
 }
 
-/// What a JS-side artifact is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ArtifactKind {
-    MinifiedSource,
-    SourceMap,
-    /// An original source file (context when a map has no `sourcesContent`).
-    Source,
-}
-
-impl ArtifactKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ArtifactKind::MinifiedSource => "minified_source",
-            ArtifactKind::SourceMap => "source_map",
-            ArtifactKind::Source => "source",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "minified_source" | "minified" => Some(ArtifactKind::MinifiedSource),
-            "source_map" | "sourcemap" => Some(ArtifactKind::SourceMap),
-            "source" => Some(ArtifactKind::Source),
-            _ => None,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ArtifactEntry {
     pub url: ArtifactUrl,
@@ -180,65 +153,6 @@ pub struct ArtifactEntry {
     /// Headers as given by a bundle manifest, lowercase names.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
-}
-
-/// What kind of native debug file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DebugFileFormat {
-    Elf,
-    MachO,
-    Pe,
-    Pdb,
-    PortablePdb,
-    Breakpad,
-    Wasm,
-    SourceBundle,
-    /// Split DWARF: a `.dwo` unit or a `.dwp` package, found by DWO ID.
-    SplitDwarf,
-}
-
-impl DebugFileFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DebugFileFormat::Elf => "elf",
-            DebugFileFormat::MachO => "macho",
-            DebugFileFormat::Pe => "pe",
-            DebugFileFormat::Pdb => "pdb",
-            DebugFileFormat::PortablePdb => "portablepdb",
-            DebugFileFormat::Breakpad => "breakpad",
-            DebugFileFormat::Wasm => "wasm",
-            DebugFileFormat::SourceBundle => "sourcebundle",
-            DebugFileFormat::SplitDwarf => "split_dwarf",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Features {
-    pub symtab: bool,
-    pub debug: bool,
-    pub unwind: bool,
-    pub sources: bool,
-}
-
-impl Features {
-    pub fn names(&self) -> Vec<&'static str> {
-        let mut v = Vec::new();
-        if self.symtab {
-            v.push("symtab");
-        }
-        if self.debug {
-            v.push("debug");
-        }
-        if self.unwind {
-            v.push("unwind");
-        }
-        if self.sources {
-            v.push("sources");
-        }
-        v
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

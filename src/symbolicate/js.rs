@@ -8,7 +8,8 @@ use crate::caches::{BuildError, Built, CacheBytes};
 use crate::error::ApiError;
 use crate::http::AppState;
 use crate::index::ReleaseIndex;
-use crate::store::{ArtifactEntry, ArtifactKind, Store, UploadManifest};
+use crate::kinds::ArtifactKind;
+use crate::store::{ArtifactEntry, Store, UploadManifest};
 use crate::types::{parse_debug_id, ArtifactUrl, Dist, ProjectId, Release, Sha256};
 use crate::wire::{self, FrameOrder, JsFrame, JsRequest, JsResponse, JsStacktraceOut};
 

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use crate::caches::{BuildError, Built, CacheBytes};
 use crate::error::ApiError;
 use crate::http::AppState;
-use crate::store::{DebugFileEntry, DebugFileFormat, Store, UploadManifest};
+use crate::kinds::DebugFileFormat;
+use crate::store::{DebugFileEntry, Store, UploadManifest};
 use crate::types::{parse_code_id, parse_debug_id, ProjectId, Sha256};
 use crate::wire::{
     Addr, FrameOrder, ModuleFeatures, NativeFrameOut, NativeModule, NativeModuleOut, NativeRequest,
