@@ -399,7 +399,7 @@ fn collect_debug_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
             let is_zip = crate::ingest::zip::looks_like_zip(head);
             let data_ok = is_zip || {
                 let bytes = std::fs::read(entry.path())?;
-                crate::ingest::native::is_debug_file(&bytes)
+                crate::native::is_debug_file(&bytes)
             };
             if data_ok {
                 out.push(entry.path().to_owned());

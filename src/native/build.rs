@@ -139,52 +139,6 @@ pub(crate) fn build_unguarded(
     builder.finish()
 }
 
-/// What a debug file is, per object (fat Mach-O files hold several), for matching uploads to
-/// modules and reporting `features` without building a cache.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectInfo {
-    /// The `object_index` to pass in [`BuildInput`].
-    pub index: usize,
-    /// `elf`, `macho`, `pe`, `pdb`, `breakpad`, `wasm`, …
-    pub file_format: String,
-    /// Sentry-form debug ID (`339d67d0-6e29-287b-2408-1344f4ea7744`, with `-age` for PDBs).
-    pub debug_id: String,
-    /// Code ID (ELF build ID hex, Mach-O UUID, PE timestamp + size), if the file has one.
-    pub code_id: Option<String>,
-    pub arch: String,
-    /// `exe`, `lib`, `dbg`, `rel`, …
-    pub kind: String,
-    pub has_debug_info: bool,
-    pub has_symbols: bool,
-    pub has_unwind_info: bool,
-    pub has_sources: bool,
-}
-
-/// Describes every object in a debug file, without building anything (parses headers only).
-pub fn inspect(data: &[u8]) -> Result<Vec<ObjectInfo>, NativeError> {
-    let inspect = std::panic::AssertUnwindSafe(|| {
-        let archive = Archive::parse(data).map_err(|e| classify_parse_error(&e, data))?;
-        let mut objects = Vec::new();
-        for (index, object) in archive.objects().enumerate() {
-            let object = object.map_err(|e| NativeError::Malformed(error_chain(&e)))?;
-            objects.push(ObjectInfo {
-                index,
-                file_format: object.file_format().name().to_owned(),
-                debug_id: object.debug_id().to_string(),
-                code_id: object.code_id().map(|id| id.to_string()),
-                arch: object.arch().name().to_owned(),
-                kind: object.kind().name().to_owned(),
-                has_debug_info: object.has_debug_info(),
-                has_symbols: object.has_symbols(),
-                has_unwind_info: object.has_unwind_info(),
-                has_sources: object.has_sources(),
-            });
-        }
-        Ok(objects)
-    });
-    std::panic::catch_unwind(inspect).unwrap_or_else(|payload| Err(panicked(payload)))
-}
-
 /// symbolic's options: Breakpad inline records nested deeper than our DWARF limit are dropped
 /// (the SymCache converter recurses once per level).
 fn parse_options() -> ParseObjectOptions {

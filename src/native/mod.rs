@@ -5,8 +5,10 @@
 //! it bytes and get bytes or frames back. It never panics on input-derived data; a malformed
 //! debug file or cache is an error, an address the debug file does not cover is an empty result.
 //!
-//! Two entry points:
+//! Three entry points:
 //!
+//! - [`describe`] recognises a debug file and says what it is (format, IDs, features, DWO IDs)
+//!   without building anything; [`is_debug_file`] is its cheap header check.
 //! - [`build_cache`] reads one debug file (ELF, Mach-O/dSYM, PE, PDB, Breakpad, WebAssembly; DWARF
 //!   2–5 with compressed sections; split DWARF with its `.dwo`/`.dwp` files) and writes a compact
 //!   lookup cache. The service runs it once per debug file, stores the bytes, and rebuilds when
@@ -57,6 +59,7 @@
 
 mod build;
 mod cache;
+mod detect;
 mod dwarf;
 mod sources;
 
@@ -68,8 +71,9 @@ use std::str::FromStr;
 use symbolic::common::{Arch, CpuFamily, Name};
 use symbolic::demangle::{Demangle, DemangleOptions};
 
-pub use build::{build_cache, inspect, ObjectInfo};
+pub use build::build_cache;
 pub use cache::NativeCache;
+pub use detect::{describe, dwo_debug_id, is_debug_file, DetectError, ObjectFacts};
 pub use sources::{embedded_source, has_embedded_sources};
 
 /// Version of the cache format written by [`build_cache`]. A cache with another version is

@@ -1019,31 +1019,35 @@ fn caches_of_another_version_or_misaligned_are_rejected() {
 }
 
 #[test]
-fn inspect_reports_ids_and_features() {
-    let objects = inspect(&read("out/c_dwarf5")).expect("inspect");
+fn describe_reports_ids_and_features() {
+    let objects = describe(&read("out/c_dwarf5")).expect("describe");
     assert_eq!(objects.len(), 1);
     let elf = &objects[0];
-    assert_eq!(elf.debug_id, "339d67d0-6e29-287b-2408-1344f4ea7744");
     assert_eq!(
-        elf.code_id.as_deref(),
+        elf.debug_id.map(|id| id.to_string()).as_deref(),
+        Some("339d67d0-6e29-287b-2408-1344f4ea7744")
+    );
+    assert_eq!(
+        elf.code_id.as_ref().map(|id| id.as_str()),
         Some("d0679d33296e7b2824081344f4ea774400bc85b9")
     );
     assert_eq!(
-        (elf.file_format.as_str(), elf.arch.as_str()),
-        ("elf", "x86_64")
+        (elf.format, elf.arch.as_str()),
+        (crate::kinds::DebugFileFormat::Elf, "x86_64")
     );
-    assert!(elf.has_debug_info && elf.has_symbols && elf.has_unwind_info);
+    assert!(elf.features.debug && elf.features.symtab && elf.features.unwind);
 
-    let stripped = &inspect(&read("out/c_stripped_all")).expect("inspect")[0];
+    let stripped = &describe(&read("out/c_stripped_all")).expect("describe")[0];
     assert_eq!(stripped.debug_id, elf.debug_id);
-    assert!(!stripped.has_debug_info);
+    assert!(!stripped.features.debug);
 
-    let pdb = &inspect(&read("out/c_pe.pdb")).expect("inspect")[0];
-    let pe = &inspect(&read("out/c_pe.exe")).expect("inspect")[0];
+    let pdb = &describe(&read("out/c_pe.pdb")).expect("describe")[0];
+    let pe = &describe(&read("out/c_pe.exe")).expect("describe")[0];
     assert_eq!(pdb.debug_id, pe.debug_id);
-    assert_eq!(pdb.file_format, "pdb");
+    assert_eq!(pdb.format, crate::kinds::DebugFileFormat::Pdb);
 
-    assert!(matches!(inspect(b"nope"), Err(NativeError::Unsupported(_))));
+    assert!(!is_debug_file(b"nope"));
+    assert_eq!(describe(b"nope"), Err(DetectError::UnknownFormat));
 }
 
 #[test]
