@@ -178,41 +178,6 @@ fn split_dwarf(bytes: &[u8]) -> Option<Result<ObjectFacts, String>> {
     })())
 }
 
-/// The unit IDs of a `.debug_cu_index` hash table (DWARF 5 and GNU version 2 share the
-/// layout: a 16-byte header, `slot_count` 64-bit IDs, then `slot_count` 32-bit rows; a slot
-/// is used when its row is non-zero).
-fn cu_index_ids(data: &[u8], little: bool) -> Result<Vec<u64>, String> {
-    let u32_at = |o: usize| -> Option<u32> {
-        let b: [u8; 4] = data.get(o..o + 4)?.try_into().ok()?;
-        Some(if little {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        })
-    };
-    let u64_at = |o: usize| -> Option<u64> {
-        let b: [u8; 8] = data.get(o..o + 8)?.try_into().ok()?;
-        Some(if little {
-            u64::from_le_bytes(b)
-        } else {
-            u64::from_be_bytes(b)
-        })
-    };
-    let truncated = || "the .debug_cu_index section is truncated".to_owned();
-    let slots = u32_at(12).ok_or_else(truncated)? as usize;
-    let rows_at = 16usize
-        .checked_add(slots.checked_mul(8).ok_or_else(truncated)?)
-        .ok_or_else(truncated)?;
-    let mut ids = Vec::new();
-    for i in 0..slots {
-        let row = u32_at(rows_at + i * 4).ok_or_else(truncated)?;
-        if row != 0 {
-            ids.push(u64_at(16 + i * 8).ok_or_else(truncated)?);
-        }
-    }
-    Ok(ids)
-}
-
 /// Which DWARF sections to read.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Sections {
@@ -222,8 +187,18 @@ enum Sections {
     Main,
 }
 
+/// Error type for gimli's package loader, which wants to build it from a `gimli::Error`.
+struct LoadError(String);
+
+impl From<gimli::Error> for LoadError {
+    fn from(error: gimli::Error) -> Self {
+        LoadError(error.to_string())
+    }
+}
+
 /// DWO IDs of the split (or skeleton) compilation units, from the DWARF 5 unit header or,
-/// for GNU DWARF 4 split units, the `DW_AT_GNU_dwo_id` attribute.
+/// for GNU DWARF 4 split units, the `DW_AT_GNU_dwo_id` attribute. For a package (`.dwp`), the
+/// units listed in its `.debug_cu_index`, each read through gimli's `DwarfPackage`.
 fn dwo_ids(file: &object::File<'_>, which: Sections) -> Result<Vec<u64>, String> {
     use object::{Object as _, ObjectSection as _};
     let endian = if file.is_little_endian() {
@@ -245,15 +220,41 @@ fn dwo_ids(file: &object::File<'_>, which: Sections) -> Result<Vec<u64>, String>
     let dwarf = sections.borrow(|s| gimli::EndianSlice::new(s, endian));
     let mut ids = Vec::new();
     if which == Sections::Dwo && file.section_by_name(".debug_cu_index").is_some() {
-        let data = file
-            .section_by_name(".debug_cu_index")
-            .and_then(|s| s.data().ok())
-            .unwrap_or(&[]);
-        ids = cu_index_ids(data, file.is_little_endian())?;
-        ids.sort_unstable();
-        ids.dedup();
-        return Ok(ids);
+        let package = gimli::DwarfPackageSections::load(|id| {
+            let name = id.dwo_name().unwrap_or(id.name());
+            Ok::<_, LoadError>(match file.section_by_name(name) {
+                Some(s) => s
+                    .uncompressed_data()
+                    .map_err(|e| LoadError(e.to_string()))?,
+                None => std::borrow::Cow::Borrowed(&[][..]),
+            })
+        })
+        .map_err(|LoadError(e)| e)?;
+        let package = package
+            .borrow(
+                |s| gimli::EndianSlice::new(s, endian),
+                gimli::EndianSlice::new(&[], endian),
+            )
+            .map_err(|e| format!(".debug_cu_index: {e}"))?;
+        for row in 1..=package.cu_index.unit_count() {
+            let unit = package
+                .cu_sections(row, &dwarf)
+                .map_err(|e| format!(".debug_cu_index row {row}: {e}"))?;
+            unit_dwo_ids(&unit, &mut ids)?;
+        }
+    } else {
+        unit_dwo_ids(&dwarf, &mut ids)?;
     }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// Appends the DWO IDs of the units in `dwarf` to `ids`.
+fn unit_dwo_ids<R: gimli::Reader>(
+    dwarf: &gimli::Dwarf<R>,
+    ids: &mut Vec<u64>,
+) -> Result<(), String> {
     let mut units = dwarf.units();
     while let Some(header) = units.next().map_err(|e| e.to_string())? {
         if let gimli::UnitType::SplitCompilation(id) | gimli::UnitType::Skeleton(id) =
@@ -272,7 +273,5 @@ fn dwo_ids(file: &object::File<'_>, which: Sections) -> Result<Vec<u64>, String>
             }
         }
     }
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
+    Ok(())
 }

@@ -1105,3 +1105,35 @@ fn architecture_aliases() {
     assert_eq!(parse_arch("x86_64"), Arch::Amd64);
     assert_eq!(parse_arch("nonsense"), Arch::Unknown);
 }
+
+/// Split DWARF: a package provides exactly the DWO IDs its executable's skeletons need (DWARF 5
+/// and the GNU DWARF 4 extension), and so do its loose `.dwo` files together.
+#[test]
+fn describe_lists_dwo_ids_of_packages_units_and_skeletons() {
+    for name in ["c_splitdwarf", "c_splitdwarf4"] {
+        let exe = &describe(&read(&format!("out/{name}"))).expect("exe")[0];
+        assert_eq!(exe.dwo_ids.len(), 2, "{name}");
+        let dwp = &describe(&read(&format!("out/{name}.dwp"))).expect("dwp")[0];
+        assert_eq!(
+            (dwp.format, dwp.object_kind.as_str()),
+            (crate::kinds::DebugFileFormat::SplitDwarf, "dwp")
+        );
+        assert_eq!(dwp.dwo_ids, exe.dwo_ids, "{name}.dwp");
+        let mut loose: Vec<String> = ["app", "util"]
+            .iter()
+            .flat_map(|unit| {
+                let dwo = describe(&read(&format!("out/{name}-{unit}.dwo"))).expect("dwo");
+                assert_eq!(dwo[0].object_kind, "dwo");
+                assert_eq!(
+                    dwo[0].debug_id,
+                    Some(dwo_debug_id(
+                        u64::from_str_radix(&dwo[0].dwo_ids[0], 16).expect("hex")
+                    ))
+                );
+                dwo[0].dwo_ids.clone()
+            })
+            .collect();
+        loose.sort();
+        assert_eq!(loose, exe.dwo_ids, "{name}-*.dwo");
+    }
+}
