@@ -13,6 +13,9 @@ use symbolic::debuginfo::{Archive, FileFormat, Object};
 
 use crate::kinds::{DebugFileFormat, Features};
 
+use super::dwarf::{Names, PackageSections, Sections};
+use super::NativeError;
+
 /// One object of a debug file (a fat Mach-O has several).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObjectFacts {
@@ -98,7 +101,7 @@ fn describe_unguarded(bytes: &[u8]) -> Result<Vec<ObjectFacts>, DetectError> {
         if facts.format == DebugFileFormat::Elf && facts.features.debug {
             // Skeleton units of split DWARF name the .dwo units this file needs.
             if let Ok(file) = object::File::parse(bytes) {
-                facts.dwo_ids = hex_ids(&dwo_ids(&file, Sections::Main).unwrap_or_default());
+                facts.dwo_ids = hex_ids(&dwo_ids(&file, Names::Main).unwrap_or_default());
             }
         }
         out.push(facts);
@@ -158,7 +161,7 @@ fn split_dwarf(bytes: &[u8]) -> Option<Result<ObjectFacts, String>> {
     file.section_by_name(".debug_info.dwo")?;
     let is_package = file.section_by_name(".debug_cu_index").is_some();
     Some((|| {
-        let ids = dwo_ids(&file, Sections::Dwo)?;
+        let ids = dwo_ids(&file, Names::Dwo)?;
         let first = *ids
             .first()
             .ok_or_else(|| "no split compilation unit with a DWO ID".to_owned())?;
@@ -178,64 +181,21 @@ fn split_dwarf(bytes: &[u8]) -> Option<Result<ObjectFacts, String>> {
     })())
 }
 
-/// Which DWARF sections to read.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Sections {
-    /// `.debug_*.dwo` of a split unit or package: the IDs it provides.
-    Dwo,
-    /// `.debug_*` of an executable: the IDs its skeleton units need.
-    Main,
-}
-
-/// Error type for gimli's package loader, which wants to build it from a `gimli::Error`.
-struct LoadError(String);
-
-impl From<gimli::Error> for LoadError {
-    fn from(error: gimli::Error) -> Self {
-        LoadError(error.to_string())
-    }
-}
-
 /// DWO IDs of the split (or skeleton) compilation units, from the DWARF 5 unit header or,
-/// for GNU DWARF 4 split units, the `DW_AT_GNU_dwo_id` attribute. For a package (`.dwp`), the
-/// units listed in its `.debug_cu_index`, each read through gimli's `DwarfPackage`.
-fn dwo_ids(file: &object::File<'_>, which: Sections) -> Result<Vec<u64>, String> {
-    use object::{Object as _, ObjectSection as _};
-    let endian = if file.is_little_endian() {
-        gimli::RunTimeEndian::Little
-    } else {
-        gimli::RunTimeEndian::Big
+/// for GNU DWARF 4 split units, the `DW_AT_GNU_dwo_id` attribute: with [`Names::Dwo`] those a
+/// `.dwo` or `.dwp` provides (for a package, the units listed in its `.debug_cu_index`, each
+/// read through gimli's `DwarfPackage`), with [`Names::Main`] those an executable's skeletons
+/// need.
+fn dwo_ids(file: &object::File<'_>, names: Names) -> Result<Vec<u64>, String> {
+    let sections = Sections::load(file, names).map_err(message)?;
+    let dwarf = sections.dwarf();
+    let package = match names {
+        Names::Dwo => PackageSections::load(file).map_err(message)?,
+        Names::Main => None,
     };
-    let load = |id: gimli::SectionId| -> Result<std::borrow::Cow<'_, [u8]>, String> {
-        let name = match which {
-            Sections::Dwo => id.dwo_name().unwrap_or(id.name()),
-            Sections::Main => id.name(),
-        };
-        Ok(match file.section_by_name(name) {
-            Some(s) => s.uncompressed_data().map_err(|e| e.to_string())?,
-            None => std::borrow::Cow::Borrowed(&[][..]),
-        })
-    };
-    let sections = gimli::DwarfSections::load(load)?;
-    let dwarf = sections.borrow(|s| gimli::EndianSlice::new(s, endian));
     let mut ids = Vec::new();
-    if which == Sections::Dwo && file.section_by_name(".debug_cu_index").is_some() {
-        let package = gimli::DwarfPackageSections::load(|id| {
-            let name = id.dwo_name().unwrap_or(id.name());
-            Ok::<_, LoadError>(match file.section_by_name(name) {
-                Some(s) => s
-                    .uncompressed_data()
-                    .map_err(|e| LoadError(e.to_string()))?,
-                None => std::borrow::Cow::Borrowed(&[][..]),
-            })
-        })
-        .map_err(|LoadError(e)| e)?;
-        let package = package
-            .borrow(
-                |s| gimli::EndianSlice::new(s, endian),
-                gimli::EndianSlice::new(&[], endian),
-            )
-            .map_err(|e| format!(".debug_cu_index: {e}"))?;
+    if let Some(package) = package {
+        let package = package.package().map_err(message)?;
         for row in 1..=package.cu_index.unit_count() {
             let unit = package
                 .cu_sections(row, &dwarf)
@@ -248,6 +208,14 @@ fn dwo_ids(file: &object::File<'_>, which: Sections) -> Result<Vec<u64>, String>
     ids.sort_unstable();
     ids.dedup();
     Ok(ids)
+}
+
+/// The message of a [`NativeError`], without its prefix.
+fn message(error: NativeError) -> String {
+    match error {
+        NativeError::Malformed(message) | NativeError::Unsupported(message) => message,
+        other => other.to_string(),
+    }
 }
 
 /// Appends the DWO IDs of the units in `dwarf` to `ids`.

@@ -1,11 +1,7 @@
 //! Sources embedded in DWARF 5 line tables (clang `-gembed-source`, `DW_LNCT_LLVM_source`),
 //! which symbolic does not read. ELF and Mach-O only.
 
-use std::borrow::Cow;
-
-use gimli::{EndianSlice, RunTimeEndian, SectionId};
-use object::{Object as _, ObjectSection as _};
-
+use super::dwarf::{Names, Sections};
 use super::NativeError;
 
 /// Calls `visit(path, source)` for every file entry of every line table that embeds its
@@ -19,19 +15,8 @@ fn each_embedded(
     let Ok(file) = object::File::parse(data) else {
         return Ok(());
     };
-    let endian = if file.is_little_endian() {
-        RunTimeEndian::Little
-    } else {
-        RunTimeEndian::Big
-    };
-    let load = |id: SectionId| -> Result<Cow<'_, [u8]>, NativeError> {
-        match file.section_by_name(id.name()) {
-            Some(s) => s.uncompressed_data().map_err(|e| malformed(&e)),
-            None => Ok(Cow::Borrowed(&[][..])),
-        }
-    };
-    let sections = gimli::DwarfSections::load(load)?;
-    let dwarf = sections.borrow(|s| EndianSlice::new(s, endian));
+    let sections = Sections::load(&file, Names::Main)?;
+    let dwarf = sections.dwarf();
     let mut units = dwarf.units();
     while let Some(header) = units.next().map_err(|e| malformed(&e))? {
         let unit = dwarf.unit(header).map_err(|e| malformed(&e))?;

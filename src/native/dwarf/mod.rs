@@ -31,20 +31,18 @@ use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 
-use addr2line::gimli;
-use gimli::{
-    constants, AttributeValue, EndianSlice, RunTimeEndian, Section as _, SectionId, UnitOffset,
-    UnitType,
-};
-use object::{Object as _, ObjectSection as _};
+mod load;
+
+use gimli::{constants, AttributeValue, Section as _, UnitOffset, UnitType};
 use symbolic::common::{Language, Name, NameMangling};
-use symbolic::debuginfo::dwarf::Dwarf as SymbolicDwarf;
 use symbolic::debuginfo::function_builder::FunctionBuilder;
 use symbolic::debuginfo::{FileInfo, Function, Object};
 
 use super::NativeError;
 
-type Slice<'s> = EndianSlice<'s, RunTimeEndian>;
+use load::Slice;
+pub(crate) use load::{Names, PackageSections, Sections};
+
 type Dwarf<'s> = gimli::Dwarf<Slice<'s>>;
 type Unit<'s> = gimli::Unit<Slice<'s>>;
 
@@ -80,27 +78,6 @@ fn malformed(context: &str, error: impl std::fmt::Display) -> NativeError {
     NativeError::Malformed(format!("{context}: {error}"))
 }
 
-fn endian(file: &object::File<'_>) -> RunTimeEndian {
-    if file.is_little_endian() {
-        RunTimeEndian::Little
-    } else {
-        RunTimeEndian::Big
-    }
-}
-
-/// The (decompressed) data of section `name`, empty when absent.
-fn section<'d>(file: &object::File<'d>, name: Option<&str>) -> Result<Cow<'d, [u8]>, NativeError> {
-    let Some(name) = name else {
-        return Ok(Cow::Borrowed(&[]));
-    };
-    match file.section_by_name(name) {
-        Some(section) => section
-            .uncompressed_data()
-            .map_err(|e| malformed(&format!("section {name}"), e)),
-        None => Ok(Cow::Borrowed(&[])),
-    }
-}
-
 /// The DWARF sections of the debug file, read through symbolic's containers (ELF with
 /// `SHF_COMPRESSED` or `.zdebug_*` sections, Mach-O, wasm custom sections, PE), decompressed.
 pub(crate) struct MainSections<'d> {
@@ -118,33 +95,19 @@ impl<'d> MainSections<'d> {
     /// size a section header claims up front, which aborts the process on a forged header,
     /// while `object` reserves fallibly.
     pub(crate) fn load(object: &Object<'d>) -> Result<Option<Self>, NativeError> {
-        fn load<'d>(dwarf: &impl SymbolicDwarf<'d>) -> gimli::DwarfSections<Cow<'d, [u8]>> {
-            let loaded: Result<_, std::convert::Infallible> =
-                gimli::DwarfSections::load(|id: SectionId| {
-                    Ok(dwarf
-                        .section(&id.name()[1..])
-                        .map(|section| section.data)
-                        .unwrap_or_default())
-                });
-            match loaded {
-                Ok(sections) => sections,
-                Err(never) => match never {},
-            }
-        }
-        let (sections, endian, address_offset) = match object {
+        let (sections, address_offset) = match object {
             Object::Elf(_) | Object::MachO(_) => {
                 let file =
                     object::File::parse(object.data()).map_err(|e| malformed("object file", e))?;
-                let sections =
-                    gimli::DwarfSections::load(|id: SectionId| section(&file, Some(id.name())))?;
-                (sections, endian(&file), object.load_address() as i64)
+                let sections = Sections::load(&file, Names::Main)?;
+                (sections, object.load_address() as i64)
             }
-            Object::Pe(pe) => (load(pe), pe.endianity(), pe.load_address() as i64),
-            Object::Wasm(wasm) => (load(wasm), wasm.endianity(), -(wasm.code_offset() as i64)),
+            Object::Pe(pe) => (Sections::from_symbolic(pe), pe.load_address() as i64),
+            Object::Wasm(wasm) => (Sections::from_symbolic(wasm), -(wasm.code_offset() as i64)),
             _ => return Ok(None),
         };
         let main = MainSections {
-            sections: Sections { sections, endian },
+            sections,
             address_offset,
         };
         let has_units = !main.sections.dwarf().debug_info.reader().is_empty();
@@ -183,33 +146,6 @@ impl<'d> MainSections<'d> {
     }
 }
 
-/// All DWARF sections of one file, owned or borrowed.
-struct Sections<'d> {
-    sections: gimli::DwarfSections<Cow<'d, [u8]>>,
-    endian: RunTimeEndian,
-}
-
-impl<'d> Sections<'d> {
-    /// The `.dwo` sections of a split DWARF file.
-    fn load_dwo(file: &object::File<'d>) -> Result<Self, NativeError> {
-        let sections = gimli::DwarfSections::load(|id: SectionId| section(file, id.dwo_name()))?;
-        Ok(Sections {
-            sections,
-            endian: endian(file),
-        })
-    }
-
-    fn dwarf(&self) -> Dwarf<'_> {
-        self.sections
-            .borrow(|data| EndianSlice::new(data, self.endian))
-    }
-}
-
-struct PackageSections<'d> {
-    sections: gimli::DwarfPackageSections<Cow<'d, [u8]>>,
-    endian: RunTimeEndian,
-}
-
 /// The split units we were given: loose `.dwo` files by DWO id, and `.dwp` packages.
 struct SplitInputs<'d> {
     dwo: Vec<Sections<'d>>,
@@ -223,15 +159,9 @@ impl<'d> SplitInputs<'d> {
         for (i, bytes) in files.iter().enumerate() {
             let file = object::File::parse(*bytes)
                 .map_err(|e| malformed(&format!("split DWARF file #{i}"), e))?;
-            if file.section_by_name(".debug_cu_index").is_some() {
-                let endian = endian(&file);
-                let sections = gimli::DwarfPackageSections::load(|id: SectionId| {
-                    section(&file, id.dwo_name()).map_err(LoadError)
-                })
-                .map_err(|LoadError(e)| e)?;
-                packages.push(PackageSections { sections, endian });
-            } else {
-                dwo.push(Sections::load_dwo(&file)?);
+            match PackageSections::load(&file)? {
+                Some(package) => packages.push(package),
+                None => dwo.push(Sections::load(&file, Names::Dwo)?),
             }
         }
         Ok(SplitInputs { dwo, packages })
@@ -268,15 +198,7 @@ impl<'s> SplitIndex<'s> {
         }
         let mut packages = Vec::new();
         for package in &inputs.packages {
-            let endian = package.endian;
-            let parsed = package
-                .sections
-                .borrow(
-                    |data| EndianSlice::new(data, endian),
-                    EndianSlice::new(&[], endian),
-                )
-                .map_err(|e| malformed(".dwp index", e))?;
-            packages.push(parsed);
+            packages.push(package.package()?);
         }
         Ok(SplitIndex {
             inputs,
@@ -301,15 +223,6 @@ impl<'s> SplitIndex<'s> {
             }
         }
         Ok(None)
-    }
-}
-
-/// Error type for gimli's section loaders, which want to build it from a `gimli::Error`.
-struct LoadError(NativeError);
-
-impl From<gimli::Error> for LoadError {
-    fn from(error: gimli::Error) -> Self {
-        LoadError(malformed(".dwp index", error))
     }
 }
 
