@@ -299,40 +299,22 @@ fn executable_sections(object: &Object<'_>) -> Option<Vec<(u64, u64)>> {
 /// The function bodies of a wasm module, as file offsets (symbolic's address space for wasm),
 /// each without the size prefix that precedes it. symbolic sizes wasm symbols up to the next
 /// body, so the next function's size prefix would otherwise resolve to the previous function.
-fn wasm_function_bodies(data: &[u8]) -> Option<Vec<(u64, u64)>> {
-    fn leb(data: &[u8], pos: &mut usize) -> Option<u64> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = *data.get(*pos)?;
-            *pos += 1;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Some(value);
-            }
-        }
-        None
-    }
-    let mut pos = 8; // magic and version
-    while pos < data.len() {
-        let id = *data.get(pos)?;
-        pos += 1;
-        let size = usize::try_from(leb(data, &mut pos)?).ok()?;
-        let end = pos.checked_add(size)?;
-        if id != 10 {
-            pos = end;
+/// Only the first code section counts; `None` when there is none, it is empty or malformed.
+pub(crate) fn wasm_function_bodies(data: &[u8]) -> Option<Vec<(u64, u64)>> {
+    use wasmparser::{BinaryReader, CodeSectionReader, Parser, Payload};
+    for payload in Parser::new(0).parse_all(data) {
+        let Payload::CodeSectionStart { range, .. } = payload.ok()? else {
             continue;
-        }
-        let count = leb(data, &mut pos)?;
-        let mut bodies = Vec::new();
-        for _ in 0..count {
-            let body_size = usize::try_from(leb(data, &mut pos)?).ok()?;
-            let body_end = pos.checked_add(body_size)?;
-            if body_end > end {
-                return None;
-            }
-            bodies.push((pos as u64, body_end as u64));
-            pos = body_end;
-        }
+        };
+        let section = data.get(range.clone())?;
+        let reader = CodeSectionReader::new(BinaryReader::new(section, range.start)).ok()?;
+        let bodies = reader
+            .into_iter()
+            .map(|body| {
+                body.ok()
+                    .map(|b| (b.range().start as u64, b.range().end as u64))
+            })
+            .collect::<Option<Vec<_>>>()?;
         return (!bodies.is_empty()).then_some(bodies);
     }
     None

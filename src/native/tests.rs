@@ -176,29 +176,13 @@ fn build(case: &Case, reader: build::DwarfReader) -> Vec<u8> {
 /// addresses of a wasm module count from. (The oracle's `code_section_offset` is the offset of
 /// the section header, 3 bytes earlier in c_wasm.wasm.)
 fn wasm_code_payload_offset(wasm: &[u8]) -> u64 {
-    fn leb(bytes: &[u8], pos: &mut usize) -> u64 {
-        let (mut value, mut shift) = (0u64, 0);
-        while let Some(&b) = bytes.get(*pos) {
-            *pos += 1;
-            value |= u64::from(b & 0x7f) << shift;
-            shift += 7;
-            if b & 0x80 == 0 {
-                break;
-            }
-        }
-        value
-    }
-    let mut pos = 8; // magic + version
-    while pos < wasm.len() {
-        let id = wasm[pos];
-        pos += 1;
-        let size = leb(wasm, &mut pos) as usize;
-        if id == 10 {
-            return pos as u64;
-        }
-        pos += size;
-    }
-    panic!("no code section");
+    wasmparser::Parser::new(0)
+        .parse_all(wasm)
+        .find_map(|payload| match payload.expect("valid wasm") {
+            wasmparser::Payload::CodeSectionStart { range, .. } => Some(range.start as u64),
+            _ => None,
+        })
+        .expect("no code section")
 }
 
 fn hex(value: &Value) -> u64 {
@@ -1136,4 +1120,32 @@ fn describe_lists_dwo_ids_of_packages_units_and_skeletons() {
         loose.sort();
         assert_eq!(loose, exe.dwo_ids, "{name}-*.dwo");
     }
+}
+
+/// Function bodies of a wasm module are file offsets without their size prefix, back to back
+/// up to the end of the code section.
+#[test]
+fn wasm_function_bodies_are_file_offsets_without_size_prefix() {
+    let wasm = read("out/c_wasm.wasm");
+    let (payload, end) = wasmparser::Parser::new(0)
+        .parse_all(&wasm)
+        .find_map(|payload| match payload.expect("valid wasm") {
+            wasmparser::Payload::CodeSectionStart { range, .. } => {
+                Some((range.start as u64, range.end as u64))
+            }
+            _ => None,
+        })
+        .expect("code section");
+    let bodies = build::wasm_function_bodies(&wasm).expect("bodies");
+    assert!(bodies.len() > 1);
+    // The count and the first size prefix are one byte each in this small module.
+    assert_eq!(bodies[0].0, payload + 2);
+    for pair in bodies.windows(2) {
+        assert!(pair[0].1 < pair[1].0, "{pair:?}");
+    }
+    assert_eq!(bodies.last().map(|b| b.1), Some(end));
+    // A code section cut short is malformed.
+    let cut = usize::try_from(end - 5).expect("offset");
+    assert_eq!(build::wasm_function_bodies(&wasm[..cut]), None);
+    assert_eq!(build::wasm_function_bodies(b"\0asm\x01\0\0\0"), None);
 }
