@@ -149,6 +149,17 @@ fn hex_ids(ids: &[u64]) -> Vec<String> {
     ids.iter().map(|id| format!("{id:016x}")).collect()
 }
 
+/// The debug ID of an ELF file from its GNU build ID (the code ID), as Sentry and symbolic
+/// define it: the first 16 bytes (zero-padded), read as a little-endian GUID with age 0. `None`
+/// when the code ID is not hex.
+pub fn debug_id_from_build_id(code_id: &debugid::CodeId) -> Option<debugid::DebugId> {
+    let bytes = hex::decode(code_id.as_str()).ok()?;
+    let mut guid = [0u8; 16];
+    let n = bytes.len().min(16);
+    guid[..n].copy_from_slice(bytes.get(..n)?);
+    debugid::DebugId::from_guid_age(&guid, 0).ok()
+}
+
 /// The debug ID under which a split DWARF unit with `dwo_id` is indexed: the 8 bytes of the
 /// DWO ID, big-endian, followed by eight zero bytes.
 pub fn dwo_debug_id(dwo_id: u64) -> debugid::DebugId {

@@ -73,7 +73,9 @@ use symbolic::demangle::{Demangle, DemangleOptions};
 
 pub use build::build_cache;
 pub use cache::NativeCache;
-pub use detect::{describe, dwo_debug_id, is_debug_file, DetectError, ObjectFacts};
+pub use detect::{
+    debug_id_from_build_id, describe, dwo_debug_id, is_debug_file, DetectError, ObjectFacts,
+};
 pub use sources::{embedded_source, has_embedded_sources};
 
 /// Version of the cache format written by [`build_cache`]. A cache with another version is

@@ -1149,3 +1149,18 @@ fn wasm_function_bodies_are_file_offsets_without_size_prefix() {
     assert_eq!(build::wasm_function_bodies(&wasm[..cut]), None);
     assert_eq!(build::wasm_function_bodies(b"\0asm\x01\0\0\0"), None);
 }
+
+#[test]
+fn elf_debug_ids_derive_from_build_ids() {
+    let id = |code_id: &str| debug_id_from_build_id(&debugid::CodeId::new(code_id.to_owned()));
+    // c_dwarf5's build ID and the debug ID symbolic reads from the file.
+    assert_eq!(
+        id("d0679d33296e7b2824081344f4ea774400bc85b9").map(|d| d.to_string()),
+        Some("339d67d0-6e29-287b-2408-1344f4ea7744".to_owned())
+    );
+    assert_eq!(
+        id("01020304").map(|d| d.to_string()),
+        Some("04030201-0000-0000-0000-000000000000".to_owned())
+    );
+    assert_eq!(id("not hex"), None);
+}
