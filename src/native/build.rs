@@ -499,8 +499,7 @@ impl Encoder {
     }
 
     fn encode_path(comp_dir: &str, directory: &str, name: &str) -> String {
-        let joined = join_path(&join_path(comp_dir, directory), name);
-        let abs_path = clean_path(&joined).into_owned();
+        let abs_path = abs_path(comp_dir, directory, name);
         let comp_dir = comp_dir.trim_end_matches(['/', '\\']);
         let relative = abs_path
             .strip_prefix(comp_dir)
@@ -512,6 +511,13 @@ impl Encoder {
             .unwrap_or_default();
         format!("{abs_path}\0{filename}")
     }
+}
+
+/// The absolute path of a source file as lookups report it: the compilation directory joined
+/// with the file's directory and name, `.`/`..` cleaned (symbolic's `join_path`/`clean_path`).
+/// Everything that matches paths from lookups (embedded sources) goes through this.
+pub(crate) fn abs_path(comp_dir: &str, directory: &str, name: &str) -> String {
+    clean_path(&join_path(&join_path(comp_dir, directory), name)).into_owned()
 }
 
 /// The last component of a path (after `/` or `\`).

@@ -1,12 +1,15 @@
 //! Sources embedded in DWARF 5 line tables (clang `-gembed-source`, `DW_LNCT_LLVM_source`),
 //! which symbolic does not read. ELF and Mach-O only.
 
+use symbolic::common::clean_path;
+
+use super::build::abs_path;
 use super::dwarf::{Names, Sections};
 use super::NativeError;
 
 /// Calls `visit(path, source)` for every file entry of every line table that embeds its
-/// source; stops early when `visit` returns `true`. Paths are joined with the directory and
-/// the compilation directory and cleaned of `.` and `..`, as lookups report them.
+/// source; stops early when `visit` returns `true`. Paths are made absolute with
+/// [`abs_path`], the function that makes the paths lookups report.
 fn each_embedded(
     data: &[u8],
     mut visit: impl FnMut(&str, &str) -> bool,
@@ -49,37 +52,13 @@ fn each_embedded(
                     .into_owned(),
                 None => String::new(),
             };
-            let path = clean(&join(&join(&comp_dir, &dir), &name.to_string_lossy()));
+            let path = abs_path(&comp_dir, &dir, &name.to_string_lossy());
             if visit(&path, &text.to_string_lossy()) {
                 return Ok(());
             }
         }
     }
     Ok(())
-}
-
-fn join(base: &str, path: &str) -> String {
-    if path.starts_with('/') || base.is_empty() {
-        path.to_owned()
-    } else if path.is_empty() {
-        base.to_owned()
-    } else {
-        format!("{}/{path}", base.trim_end_matches('/'))
-    }
-}
-
-fn clean(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "." => {}
-            ".." if parts.last().is_some_and(|p| !p.is_empty() && *p != "..") => {
-                parts.pop();
-            }
-            _ => parts.push(part),
-        }
-    }
-    parts.join("/")
 }
 
 /// Whether the file embeds any source text in its line tables.
@@ -94,7 +73,7 @@ pub fn has_embedded_sources(data: &[u8]) -> bool {
 
 /// The embedded source of `path` (as a lookup reports it), if the file has it.
 pub fn embedded_source(data: &[u8], path: &str) -> Result<Option<String>, NativeError> {
-    let want = clean(path);
+    let want = clean_path(path);
     let mut found = None;
     each_embedded(data, |p, text| {
         if p == want {

@@ -222,19 +222,9 @@ fn show(chain: &[Cmp]) -> String {
 }
 
 /// Resolves `.` and `..` components: the tools print paths as the compiler joined them
-/// (`library/std/src/../../backtrace/src/…`), symbolic cleans them.
+/// (`library/std/src/../../backtrace/src/…`), symbolic cleans them; clean theirs the same way.
 fn normalize_path(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "." => {}
-            ".." if parts.last().is_some_and(|p| !p.is_empty() && *p != "..") => {
-                parts.pop();
-            }
-            _ => parts.push(part),
-        }
-    }
-    parts.join("/")
+    symbolic::common::clean_path(path).into_owned()
 }
 
 /// cpp_demangle writes integer template arguments as casts (`(unsigned long)6`), libiberty and
@@ -1163,4 +1153,27 @@ fn elf_debug_ids_derive_from_build_ids() {
         Some("04030201-0000-0000-0000-000000000000".to_owned())
     );
     assert_eq!(id("not hex"), None);
+}
+
+/// Embedded sources are found under the path a lookup reports, and under any spelling of it
+/// that cleans to the same path: both sides go through symbolic's `join_path`/`clean_path`.
+#[test]
+fn embedded_sources_are_found_by_the_path_lookups_report() {
+    let data = read("out/c_embedsrc");
+    assert!(has_embedded_sources(&data));
+    let bytes = build_cache(&BuildInput::new(&data)).expect("build");
+    let cache = NativeCache::parse(&bytes).expect("parse");
+    let path = (0x1100u64..0x1400)
+        .flat_map(|addr| cache.lookup(addr))
+        .find_map(|frame| frame.abs_path)
+        .expect("a frame with a path");
+    let source = embedded_source(&data, &path).expect("read");
+    assert!(source.is_some_and(|text| !text.is_empty()), "{path}");
+    let (dir, file) = path.rsplit_once('/').expect("absolute path");
+    let spelled = format!("{dir}/./sub/../{file}");
+    assert_eq!(
+        embedded_source(&data, &spelled).expect("read"),
+        embedded_source(&data, &path).expect("read")
+    );
+    assert_eq!(embedded_source(&data, "/nowhere/x.c").expect("read"), None);
 }

@@ -34,7 +34,7 @@ use std::rc::Rc;
 mod load;
 
 use gimli::{constants, AttributeValue, Section as _, UnitOffset, UnitType};
-use symbolic::common::{Language, Name, NameMangling};
+use symbolic::common::{join_path, Language, Name, NameMangling};
 use symbolic::debuginfo::function_builder::FunctionBuilder;
 use symbolic::debuginfo::{FileInfo, Function, Object};
 
@@ -623,13 +623,7 @@ impl<'s> LineTable<'s> {
                     Some(Some((dir, name))) => (*dir, *name),
                     _ => (&[][..], &[][..]),
                 };
-                let dir = if dir.starts_with(b"/") || comp_dir.is_empty() {
-                    text(dir).into_owned()
-                } else if dir.is_empty() {
-                    text(comp_dir).into_owned()
-                } else {
-                    format!("{}/{}", text(comp_dir).trim_end_matches('/'), text(dir))
-                };
+                let dir = join_path(&text(comp_dir), &text(dir));
                 out.push(OrphanLine {
                     address: row.address,
                     size,
