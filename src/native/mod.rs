@@ -42,13 +42,13 @@
 //! and file paths already joined with their directories, so a lookup does no demangling and
 //! reads no other table (see `cache.rs`).
 //!
-//! The functions come from our own DWARF reader (`dwarf.rs`, gimli, fed to symbolic's
+//! The functions come from our own DWARF reader (`dwarf/`, gimli, fed to symbolic's
 //! `FunctionBuilder` and `SymCacheConverter`) for DWARF in ELF, Mach-O, wasm and PE files, and
 //! from symbolic's debug sessions for PDB and Breakpad. symbolic parses every container. Our
 //! reader exists because symbolic cannot read split DWARF (`.dwo`/`.dwp`); it is the default for
 //! all DWARF because on every fixture it gives the same answers as symbolic's session except
 //! where symbolic loses inlined frames (an inlined call whose range list is empty but whose
-//! own inlined calls have code, which gcc 12 emits for DWARF 4; see `dwarf::Hollow`), and it is
+//! own inlined calls have code, which gcc 12 emits for DWARF 4; see `dwarf::walk::Hollow`), and it is
 //! faster. `build::DwarfReader` switches back to symbolic's session in one place.
 //!
 //! Symbol-table-only entries (no debug info for that address) come back as one frame with only

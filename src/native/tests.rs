@@ -508,7 +508,7 @@ fn matches_the_oracles() {
 }
 
 /// Why we read DWARF ourselves: in gcc 12's DWARF 4 an inlined call can have an empty range
-/// list while the calls inlined into it have code (see `dwarf::Hollow`). symbolic's session
+/// list while the calls inlined into it have code (see `dwarf::walk::Hollow`). symbolic's session
 /// drops that subtree; addr2line, llvm-symbolizer and our reader keep it.
 #[test]
 fn symbolic_reader_drops_inlined_calls_that_ours_keeps() {

@@ -1,7 +1,7 @@
 //! Building a cache: debug file (+ companions) → functions and symbols → SymCache → bytes.
 //!
 //! The functions (with their line records and inlinees) come from our DWARF reader
-//! (`dwarf.rs`) for DWARF in ELF, Mach-O, wasm and PE files, and from symbolic's debug session
+//! (`dwarf/`) for DWARF in ELF, Mach-O, wasm and PE files, and from symbolic's debug session
 //! for PDB and Breakpad files (and for wasm/PE DWARF our reader fails on). Names and paths are
 //! rewritten on their way in (`Encoder`). Symbols are added by us rather than by
 //! `SymCacheConverter::process_object`, for two reasons:
@@ -12,22 +12,32 @@
 //!    symbol or function and the end of its executable section.
 //! 2. A symbol inside a function that has debug information would split that function's line
 //!    records at the symbol's address. We only add symbols where no debug function covers them.
+//!
+//! Pieces: `encode` (names and paths as stored), `symbols` (symbol tables and the extents that
+//! bound them); this file picks the readers and feeds the converter. Building never does I/O
+//! and never panics out: parser panics below us become [`NativeError::Malformed`].
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use object::{Object as _, ObjectSection as _};
-use symbolic::common::{clean_path, join_path, Language, Name, NameMangling};
+use symbolic::common::{Language, Name, NameMangling};
 use symbolic::debuginfo::{
     Archive, FileFormat, Function, Object, ObjectDebugSession, ParseObjectOptions, Symbol,
 };
-use symbolic::demangle::Demangle;
-use symbolic::symcache::transform::{self, Transformer};
 use symbolic::symcache::SymCacheConverter;
+
+mod encode;
+mod symbols;
+
+use encode::Encoder;
+pub(crate) use encode::{abs_path, base_name};
+#[cfg(test)]
+pub(crate) use symbols::wasm_function_bodies;
+use symbols::{breakpad_stack_extents, executable_sections, is_non_function_symbol, SymbolList};
 
 use super::cache::{FLAG_MISSING_DWO, HEADER_LEN, MAGIC};
 use super::dwarf::{self, merge_ranges, OrphanLine};
-use super::{BuildInput, NativeError, DEMANGLE_OPTIONS, FORMAT_VERSION};
+use super::{BuildInput, NativeError, FORMAT_VERSION};
 
 /// Builds the lookup cache for one module. See [`BuildInput`] for what goes in and the module
 /// docs for the address space of the result.
@@ -42,7 +52,7 @@ pub fn build_cache(input: &BuildInput) -> Result<Vec<u8>, NativeError> {
 ///
 /// `Own` is the default: on every fixture it produces the same lookups as symbolic's session
 /// except where symbolic drops inlined calls nested in an inlined call with an empty range
-/// list (see `dwarf::Hollow`), and it builds faster. If it fails on a file, symbolic's session
+/// list (see `dwarf::walk::Hollow`), and it builds faster. If it fails on a file, symbolic's session
 /// gets a second try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DwarfReader {
@@ -269,303 +279,6 @@ fn companion_object<'d>(bytes: &'d [u8], debug: &Object<'_>) -> Result<Object<'d
         .ok_or_else(|| NativeError::Malformed("executable contains no object".to_owned()))
 }
 
-/// Executable section ranges of `object`, relative to its load address, sorted. `None` when the
-/// format has no section table we can read (PDB, Breakpad, wasm) or none is executable.
-fn executable_sections(object: &Object<'_>) -> Option<Vec<(u64, u64)>> {
-    if object.file_format() == FileFormat::Wasm {
-        return wasm_function_bodies(object.data());
-    }
-    if !matches!(
-        object.file_format(),
-        FileFormat::Elf | FileFormat::MachO | FileFormat::Pe
-    ) {
-        return None;
-    }
-    let file = object::File::parse(object.data()).ok()?;
-    let load_address = object.load_address();
-    let mut ranges: Vec<(u64, u64)> = file
-        .sections()
-        .filter(|section| is_executable(section.flags()))
-        .filter_map(|section| {
-            let start = section.address().checked_sub(load_address)?;
-            let end = start.checked_add(section.size())?;
-            (end > start).then_some((start, end))
-        })
-        .collect();
-    ranges.sort_unstable();
-    (!ranges.is_empty()).then_some(ranges)
-}
-
-/// The function bodies of a wasm module, as file offsets (symbolic's address space for wasm),
-/// each without the size prefix that precedes it. symbolic sizes wasm symbols up to the next
-/// body, so the next function's size prefix would otherwise resolve to the previous function.
-/// Only the first code section counts; `None` when there is none, it is empty or malformed.
-pub(crate) fn wasm_function_bodies(data: &[u8]) -> Option<Vec<(u64, u64)>> {
-    use wasmparser::{BinaryReader, CodeSectionReader, Parser, Payload};
-    for payload in Parser::new(0).parse_all(data) {
-        let Payload::CodeSectionStart { range, .. } = payload.ok()? else {
-            continue;
-        };
-        let section = data.get(range.clone())?;
-        let reader = CodeSectionReader::new(BinaryReader::new(section, range.start)).ok()?;
-        let bodies = reader
-            .into_iter()
-            .map(|body| {
-                body.ok()
-                    .map(|b| (b.range().start as u64, b.range().end as u64))
-            })
-            .collect::<Option<Vec<_>>>()?;
-        return (!bodies.is_empty()).then_some(bodies);
-    }
-    None
-}
-
-/// Names of symbols that mark something other than a function: they bound the symbol before
-/// them but resolve nothing themselves.
-///
-/// - dump_syms writes `PUBLIC` records named `<unknown in foo.pdb>` after the last function of
-///   a PE and `<.plt ELF section in libfoo.so>` for PLT sections: placeholders, not functions.
-/// - The Mach-O header symbols (`__mh_execute_header`, …) point at the load commands at the
-///   start of `__TEXT`.
-fn is_non_function_symbol(name: &str) -> bool {
-    if name.starts_with('<')
-        && name.ends_with('>')
-        && (name.starts_with("<unknown in ") || name.contains(" section in "))
-    {
-        return true;
-    }
-    matches!(
-        name.trim_start_matches('_'),
-        "mh_execute_header"
-            | "mh_dylib_header"
-            | "mh_bundle_header"
-            | "mh_dylinker_header"
-            | "mh_preload_header"
-            | "mh_kext_header"
-    )
-}
-
-/// Code extents recorded in Breakpad `STACK CFI INIT` / `STACK WIN` records, by start address.
-/// They give `PUBLIC` records (which have no size) an end.
-fn breakpad_stack_extents(object: &Object<'_>) -> HashMap<u64, u64> {
-    use symbolic::debuginfo::breakpad::BreakpadStackRecord;
-    let mut extents = HashMap::new();
-    let Object::Breakpad(breakpad) = object else {
-        return extents;
-    };
-    for record in breakpad.stack_records().flatten() {
-        let (start, size) = match record {
-            BreakpadStackRecord::Cfi(cfi) => (cfi.start, cfi.size),
-            BreakpadStackRecord::Win(win) => (u64::from(win.code_start), u64::from(win.code_size)),
-        };
-        let entry = extents.entry(start).or_insert(0);
-        *entry = (*entry).max(size);
-    }
-    extents
-}
-
-fn is_executable(flags: object::SectionFlags) -> bool {
-    match flags {
-        object::SectionFlags::Elf { sh_flags } => {
-            let alloc_exec = u64::from(object::elf::SHF_ALLOC | object::elf::SHF_EXECINSTR);
-            sh_flags & alloc_exec == alloc_exec
-        }
-        object::SectionFlags::MachO { flags } => {
-            flags
-                & (object::macho::S_ATTR_PURE_INSTRUCTIONS
-                    | object::macho::S_ATTR_SOME_INSTRUCTIONS)
-                != 0
-        }
-        object::SectionFlags::Coff { characteristics } => {
-            characteristics & (object::pe::IMAGE_SCN_MEM_EXECUTE | object::pe::IMAGE_SCN_CNT_CODE)
-                != 0
-        }
-        _ => false,
-    }
-}
-
-/// Symbols of the debug file and the executable, deduplicated by address.
-#[derive(Default)]
-pub(crate) struct SymbolList<'d> {
-    symbols: Vec<(u64, u64, Cow<'d, str>)>,
-}
-
-impl<'d> SymbolList<'d> {
-    fn extend(&mut self, symbols: impl Iterator<Item = Symbol<'d>>) {
-        for symbol in symbols {
-            if let Some(name) = symbol.name.filter(|name| !name.is_empty()) {
-                self.symbols.push((symbol.address, symbol.size, name));
-            }
-        }
-    }
-
-    /// Gives sizes to symbols that have none, from another source of code extents.
-    fn extend_sizes(&mut self, extents: HashMap<u64, u64>) {
-        for symbol in &mut self.symbols {
-            if symbol.1 == 0 {
-                symbol.1 = extents.get(&symbol.0).copied().unwrap_or(0);
-            }
-        }
-    }
-
-    /// Sorted by address; per address the first name seen (debug file before executable, and
-    /// the symbol table's order) with the largest size.
-    fn normalize(&mut self) {
-        // Stable sort keeps the insertion order among equal addresses.
-        self.symbols.sort_by_key(|s| s.0);
-        let mut out: Vec<(u64, u64, Cow<'d, str>)> = Vec::with_capacity(self.symbols.len());
-        for (address, size, name) in self.symbols.drain(..) {
-            match out.last_mut() {
-                Some(last) if last.0 == address => last.1 = last.1.max(size),
-                _ => out.push((address, size, name)),
-            }
-        }
-        self.symbols = out;
-    }
-
-    /// Name lookup by exact address, for naming DWARF functions like symbolic does.
-    fn by_address(&mut self) -> HashMap<u64, &str> {
-        self.normalize();
-        self.symbols
-            .iter()
-            .map(|(address, _, name)| (*address, name.as_ref()))
-            .collect()
-    }
-}
-
-/// Undecorates C names in PE/PDB files (`_foo`, `_foo@8`, `@foo@8`, `foo@@8`), the same rule as
-/// symbolic applies in `process_object` (from Mozilla's dump_syms).
-fn undecorate_windows(name: &str) -> &str {
-    if name.starts_with('?') || name.contains([':', '(', '<']) {
-        return name;
-    }
-    if let Some((base, size)) = name.rsplit_once("@@") {
-        if size.parse::<u32>().is_ok() {
-            return base;
-        }
-    }
-    if let Some(rest) = name.strip_prefix(['_', '@']) {
-        if let Some((base, size)) = rest.rsplit_once('@') {
-            if size.parse::<u32>().is_ok() {
-                return base;
-            }
-        }
-        if name.starts_with('_') {
-            return rest;
-        }
-    }
-    name
-}
-
-/// Rewrites names and paths on their way into the SymCache so that a lookup needs no side
-/// tables (see `cache.rs` for the encoding):
-///
-/// - a function name becomes `demangled \0 raw \0 language` (only `raw` when demangling
-///   changes nothing), demangled once here rather than on every lookup, where demangling a
-///   long C++ name would cost more than the rest of the lookup;
-/// - a file becomes `abs_path \0 filename`, with `abs_path` already joined and cleaned.
-///
-/// PE/PDB C names are undecorated first (`_foo@8` → `foo`), the rule symbolic applies in
-/// `process_object`.
-struct Encoder {
-    windows: bool,
-    names: HashMap<String, String>,
-    paths: HashMap<String, String>,
-    key: String,
-}
-
-impl Encoder {
-    fn encode_name(&self, raw: &str) -> String {
-        let raw = if self.windows {
-            undecorate_windows(raw)
-        } else {
-            raw
-        };
-        let name = Name::from(raw);
-        let demangled = name.try_demangle(DEMANGLE_OPTIONS);
-        let language = name.detect_language();
-        if demangled == raw && language == Language::Unknown {
-            return raw.to_owned();
-        }
-        let mut encoded = String::with_capacity(demangled.len() + raw.len() + 8);
-        encoded.push_str(&demangled);
-        encoded.push('\0');
-        encoded.push_str(raw);
-        if language != Language::Unknown {
-            encoded.push('\0');
-            encoded.push_str(language.name());
-        }
-        encoded
-    }
-
-    fn encode_path(comp_dir: &str, directory: &str, name: &str) -> String {
-        let abs_path = abs_path(comp_dir, directory, name);
-        let comp_dir = comp_dir.trim_end_matches(['/', '\\']);
-        let relative = abs_path
-            .strip_prefix(comp_dir)
-            .filter(|_| !comp_dir.is_empty())
-            .and_then(|rest| rest.strip_prefix(['/', '\\']))
-            .filter(|rest| !rest.is_empty());
-        let filename = relative
-            .or_else(|| base_name(&abs_path))
-            .unwrap_or_default();
-        format!("{abs_path}\0{filename}")
-    }
-}
-
-/// The absolute path of a source file as lookups report it: the compilation directory joined
-/// with the file's directory and name, `.`/`..` cleaned (symbolic's `join_path`/`clean_path`).
-/// Everything that matches paths from lookups (embedded sources) goes through this.
-pub(crate) fn abs_path(comp_dir: &str, directory: &str, name: &str) -> String {
-    clean_path(&join_path(&join_path(comp_dir, directory), name)).into_owned()
-}
-
-/// The last component of a path (after `/` or `\`).
-pub(crate) fn base_name(path: &str) -> Option<&str> {
-    path.rsplit(['/', '\\'])
-        .next()
-        .filter(|base| !base.is_empty())
-}
-
-impl Transformer for Encoder {
-    fn transform_function<'f>(
-        &'f mut self,
-        mut f: transform::Function<'f>,
-    ) -> transform::Function<'f> {
-        if !self.names.contains_key(f.name.as_ref()) {
-            let encoded = self.encode_name(&f.name);
-            self.names.insert(f.name.clone().into_owned(), encoded);
-        }
-        if let Some(encoded) = self.names.get(f.name.as_ref()) {
-            f.name = Cow::Borrowed(encoded.as_str());
-        }
-        f
-    }
-
-    fn transform_source_location<'f>(
-        &'f mut self,
-        mut location: transform::SourceLocation<'f>,
-    ) -> transform::SourceLocation<'f> {
-        let file = &location.file;
-        let comp_dir = file.comp_dir.as_deref().unwrap_or_default();
-        let directory = file.directory.as_deref().unwrap_or_default();
-        self.key.clear();
-        for part in [comp_dir, "\0", directory, "\0", &file.name] {
-            self.key.push_str(part);
-        }
-        if !self.paths.contains_key(self.key.as_str()) {
-            let encoded = Self::encode_path(comp_dir, directory, &file.name);
-            self.paths.insert(self.key.clone(), encoded);
-        }
-        if let Some(encoded) = self.paths.get(self.key.as_str()) {
-            location.file.name = Cow::Borrowed(encoded.as_str());
-            location.file.directory = None;
-            location.file.comp_dir = None;
-        }
-        location
-    }
-}
-
 struct Builder<'a> {
     converter: SymCacheConverter<'a>,
     flags: u32,
@@ -579,12 +292,7 @@ impl<'a> Builder<'a> {
         let mut converter = SymCacheConverter::new();
         converter.set_arch(object.arch());
         converter.set_debug_id(object.debug_id());
-        converter.add_transformer(Encoder {
-            windows,
-            names: HashMap::new(),
-            paths: HashMap::new(),
-            key: String::new(),
-        });
+        converter.add_transformer(Encoder::new(windows));
         Builder {
             converter,
             flags: 0,
