@@ -1,5 +1,9 @@
 //! Sources embedded in DWARF 5 line tables (clang `-gembed-source`, `DW_LNCT_LLVM_source`),
 //! which symbolic does not read. ELF and Mach-O only.
+//!
+//! Paths are keyed exactly as lookups report them (`build::abs_path`), and a requested path is
+//! cleaned the same way, so the two always agree. Never reads files from disk: the source
+//! text comes only from the debug file's line tables.
 
 use symbolic::common::clean_path;
 
