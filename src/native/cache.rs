@@ -160,13 +160,9 @@ impl<'a> NativeCache<'a> {
     }
 
     /// The architecture recorded in the debug file (`x86_64`, `arm64`, …).
-    pub fn arch(&self) -> &'static str {
+    #[cfg(test)]
+    pub(crate) fn arch(&self) -> &'static str {
         self.symcache.arch().name()
-    }
-
-    /// The debug ID of the debug file the cache was built from (Breakpad/Sentry form).
-    pub fn debug_id(&self) -> String {
-        self.symcache.debug_id().to_string()
     }
 
     /// True when some split DWARF units had neither `.dwo` nor `.dwp` at build time: addresses

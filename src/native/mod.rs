@@ -68,15 +68,16 @@ mod tests;
 
 use std::str::FromStr;
 
-use symbolic::common::{Arch, CpuFamily, Name};
-use symbolic::demangle::{Demangle, DemangleOptions};
+use symbolic::common::{Arch, CpuFamily};
+use symbolic::demangle::DemangleOptions;
 
 pub use build::build_cache;
 pub use cache::NativeCache;
 pub use detect::{
     debug_id_from_build_id, describe, dwo_debug_id, is_debug_file, DetectError, ObjectFacts,
 };
-pub use sources::{embedded_source, has_embedded_sources};
+pub use sources::embedded_source;
+pub(crate) use sources::has_embedded_sources;
 
 /// Version of the cache format written by [`build_cache`]. A cache with another version is
 /// rejected by [`NativeCache::parse`]; the service rebuilds it from the debug file.
@@ -162,7 +163,12 @@ pub(crate) const DEMANGLE_OPTIONS: DemangleOptions = DemangleOptions::name_only(
 
 /// Demangles a C++ (Itanium or MSVC), Rust (legacy or v0), Swift or Objective-C name. Names that
 /// are not mangled, or that fail to demangle, are returned unchanged.
-pub fn demangle(name: &str) -> String {
+/// Test-only: the cache builder demangles with the same options (`build/encode.rs`); this pins
+/// down what they produce.
+#[cfg(test)]
+pub(crate) fn demangle(name: &str) -> String {
+    use symbolic::common::Name;
+    use symbolic::demangle::Demangle;
     Name::from(name).try_demangle(DEMANGLE_OPTIONS).into_owned()
 }
 

@@ -66,7 +66,7 @@ fn each_embedded(
 }
 
 /// Whether the file embeds any source text in its line tables.
-pub fn has_embedded_sources(data: &[u8]) -> bool {
+pub(crate) fn has_embedded_sources(data: &[u8]) -> bool {
     let mut found = false;
     let _ = each_embedded(data, |_, _| {
         found = true;
