@@ -416,7 +416,7 @@ fn collect_debug_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
             let is_zip = crate::kinds::looks_like_zip(head);
             let data_ok = is_zip || {
                 let bytes = std::fs::read(entry.path())?;
-                crate::ingest::native::is_debug_file(&bytes)
+                crate::native::is_debug_file(&bytes)
             };
             if data_ok {
                 out.push(entry.path().to_owned());
@@ -452,7 +452,7 @@ pub async fn debug_files(args: DebugFilesArgs) -> anyhow::Result<()> {
         let (sha, size) = sha256_file(path)?;
         // Skip a file the server has: same debug ID listed with the same SHA-256.
         if let Ok(bytes) = std::fs::read(path) {
-            if let Ok(objects) = crate::ingest::native::describe(&name, &bytes) {
+            if let Ok(objects) = crate::native::describe(&bytes) {
                 if let Some(id) = objects.first().and_then(|o| o.debug_id) {
                     let list = authed(client.get(&url), &args.server)
                         .query(&[("debug_id", id.to_string())])
@@ -533,7 +533,7 @@ pub async fn debug_files(args: DebugFilesArgs) -> anyhow::Result<()> {
 pub fn check(path: &Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let objects = crate::ingest::native::describe(name, &bytes)?;
+    let objects = crate::native::describe(&bytes).with_context(|| name.to_owned())?;
     let (sha, _) = sha256_file(path)?;
     println!("{name} ({} bytes, sha256 {sha})", bytes.len());
     for o in objects {

@@ -5,8 +5,10 @@
 //! it bytes and get bytes or frames back. It never panics on input-derived data; a malformed
 //! debug file or cache is an error, an address the debug file does not cover is an empty result.
 //!
-//! Two entry points:
+//! Three entry points:
 //!
+//! - [`describe`] recognises a debug file and says what it is (format, IDs, features, DWO IDs)
+//!   without building anything; [`is_debug_file`] is its cheap header check.
 //! - [`build_cache`] reads one debug file (ELF, Mach-O/dSYM, PE, PDB, Breakpad, WebAssembly; DWARF
 //!   2–5 with compressed sections; split DWARF with its `.dwo`/`.dwp` files) and writes a compact
 //!   lookup cache. The service runs it once per debug file, stores the bytes, and rebuilds when
@@ -40,13 +42,13 @@
 //! and file paths already joined with their directories, so a lookup does no demangling and
 //! reads no other table (see `cache.rs`).
 //!
-//! The functions come from our own DWARF reader (`dwarf.rs`, gimli, fed to symbolic's
+//! The functions come from our own DWARF reader (`dwarf/`, gimli, fed to symbolic's
 //! `FunctionBuilder` and `SymCacheConverter`) for DWARF in ELF, Mach-O, wasm and PE files, and
 //! from symbolic's debug sessions for PDB and Breakpad. symbolic parses every container. Our
 //! reader exists because symbolic cannot read split DWARF (`.dwo`/`.dwp`); it is the default for
 //! all DWARF because on every fixture it gives the same answers as symbolic's session except
 //! where symbolic loses inlined frames (an inlined call whose range list is empty but whose
-//! own inlined calls have code, which gcc 12 emits for DWARF 4; see `dwarf::Hollow`), and it is
+//! own inlined calls have code, which gcc 12 emits for DWARF 4; see `dwarf::walk::Hollow`), and it is
 //! faster. `build::DwarfReader` switches back to symbolic's session in one place.
 //!
 //! Symbol-table-only entries (no debug info for that address) come back as one frame with only
@@ -57,6 +59,7 @@
 
 mod build;
 mod cache;
+mod detect;
 mod dwarf;
 mod sources;
 
@@ -65,12 +68,16 @@ mod tests;
 
 use std::str::FromStr;
 
-use symbolic::common::{Arch, CpuFamily, Name};
-use symbolic::demangle::{Demangle, DemangleOptions};
+use symbolic::common::{Arch, CpuFamily};
+use symbolic::demangle::DemangleOptions;
 
-pub use build::{build_cache, inspect, ObjectInfo};
+pub use build::build_cache;
 pub use cache::NativeCache;
-pub use sources::{embedded_source, has_embedded_sources};
+pub use detect::{
+    debug_id_from_build_id, describe, dwo_debug_id, is_debug_file, DetectError, ObjectFacts,
+};
+pub use sources::embedded_source;
+pub(crate) use sources::has_embedded_sources;
 
 /// Version of the cache format written by [`build_cache`]. A cache with another version is
 /// rejected by [`NativeCache::parse`]; the service rebuilds it from the debug file.
@@ -156,7 +163,12 @@ pub(crate) const DEMANGLE_OPTIONS: DemangleOptions = DemangleOptions::name_only(
 
 /// Demangles a C++ (Itanium or MSVC), Rust (legacy or v0), Swift or Objective-C name. Names that
 /// are not mangled, or that fail to demangle, are returned unchanged.
-pub fn demangle(name: &str) -> String {
+/// Test-only: the cache builder demangles with the same options (`build/encode.rs`); this pins
+/// down what they produce.
+#[cfg(test)]
+pub(crate) fn demangle(name: &str) -> String {
+    use symbolic::common::Name;
+    use symbolic::demangle::Demangle;
     Name::from(name).try_demangle(DEMANGLE_OPTIONS).into_owned()
 }
 

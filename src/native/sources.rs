@@ -1,16 +1,19 @@
 //! Sources embedded in DWARF 5 line tables (clang `-gembed-source`, `DW_LNCT_LLVM_source`),
 //! which symbolic does not read. ELF and Mach-O only.
+//!
+//! Paths are keyed exactly as lookups report them (`build::abs_path`), and a requested path is
+//! cleaned the same way, so the two always agree. Never reads files from disk: the source
+//! text comes only from the debug file's line tables.
 
-use std::borrow::Cow;
+use symbolic::common::clean_path;
 
-use gimli::{EndianSlice, RunTimeEndian, SectionId};
-use object::{Object as _, ObjectSection as _};
-
+use super::build::abs_path;
+use super::dwarf::{Names, Sections};
 use super::NativeError;
 
 /// Calls `visit(path, source)` for every file entry of every line table that embeds its
-/// source; stops early when `visit` returns `true`. Paths are joined with the directory and
-/// the compilation directory and cleaned of `.` and `..`, as lookups report them.
+/// source; stops early when `visit` returns `true`. Paths are made absolute with
+/// [`abs_path`], the function that makes the paths lookups report.
 fn each_embedded(
     data: &[u8],
     mut visit: impl FnMut(&str, &str) -> bool,
@@ -19,19 +22,8 @@ fn each_embedded(
     let Ok(file) = object::File::parse(data) else {
         return Ok(());
     };
-    let endian = if file.is_little_endian() {
-        RunTimeEndian::Little
-    } else {
-        RunTimeEndian::Big
-    };
-    let load = |id: SectionId| -> Result<Cow<'_, [u8]>, NativeError> {
-        match file.section_by_name(id.name()) {
-            Some(s) => s.uncompressed_data().map_err(|e| malformed(&e)),
-            None => Ok(Cow::Borrowed(&[][..])),
-        }
-    };
-    let sections = gimli::DwarfSections::load(load)?;
-    let dwarf = sections.borrow(|s| EndianSlice::new(s, endian));
+    let sections = Sections::load(&file, Names::Main)?;
+    let dwarf = sections.dwarf();
     let mut units = dwarf.units();
     while let Some(header) = units.next().map_err(|e| malformed(&e))? {
         let unit = dwarf.unit(header).map_err(|e| malformed(&e))?;
@@ -64,7 +56,7 @@ fn each_embedded(
                     .into_owned(),
                 None => String::new(),
             };
-            let path = clean(&join(&join(&comp_dir, &dir), &name.to_string_lossy()));
+            let path = abs_path(&comp_dir, &dir, &name.to_string_lossy());
             if visit(&path, &text.to_string_lossy()) {
                 return Ok(());
             }
@@ -73,32 +65,8 @@ fn each_embedded(
     Ok(())
 }
 
-fn join(base: &str, path: &str) -> String {
-    if path.starts_with('/') || base.is_empty() {
-        path.to_owned()
-    } else if path.is_empty() {
-        base.to_owned()
-    } else {
-        format!("{}/{path}", base.trim_end_matches('/'))
-    }
-}
-
-fn clean(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "." => {}
-            ".." if parts.last().is_some_and(|p| !p.is_empty() && *p != "..") => {
-                parts.pop();
-            }
-            _ => parts.push(part),
-        }
-    }
-    parts.join("/")
-}
-
 /// Whether the file embeds any source text in its line tables.
-pub fn has_embedded_sources(data: &[u8]) -> bool {
+pub(crate) fn has_embedded_sources(data: &[u8]) -> bool {
     let mut found = false;
     let _ = each_embedded(data, |_, _| {
         found = true;
@@ -109,7 +77,7 @@ pub fn has_embedded_sources(data: &[u8]) -> bool {
 
 /// The embedded source of `path` (as a lookup reports it), if the file has it.
 pub fn embedded_source(data: &[u8], path: &str) -> Result<Option<String>, NativeError> {
-    let want = clean(path);
+    let want = clean_path(path);
     let mut found = None;
     each_embedded(data, |p, text| {
         if p == want {

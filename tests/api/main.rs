@@ -14,4 +14,5 @@ mod ops;
 mod s3;
 mod sentry_cli;
 mod sentry_protocol;
+mod tidy;
 mod uploads;

@@ -39,12 +39,12 @@ fn prepare_debug_files_blocking(
             map[..map.len().min(16)].to_vec()
         };
         if crate::kinds::looks_like_zip(&head)
-            && !ingest::native::is_debug_file(&received.file.map()?)
+            && !crate::native::is_debug_file(&received.file.map()?)
         {
             let extracted = ingest::zip::extract(&received.file.path, tmp, limits)?;
             for entry in extracted.files {
                 let map = entry.file.map()?;
-                if !ingest::native::is_debug_file(&map) {
+                if !crate::native::is_debug_file(&map) {
                     warnings.push(format!("{}: skipped, not a debug file", entry.name));
                     continue;
                 }

@@ -72,7 +72,11 @@ pub async fn symbolicate(
         // ELF modules without a debug ID: derive it from the build ID as Sentry does.
         let debug_id = debug_id.or_else(|| {
             (w.kind == "elf")
-                .then(|| code_id.as_ref().and_then(debug_id_from_build_id))
+                .then(|| {
+                    code_id
+                        .as_ref()
+                        .and_then(crate::native::debug_id_from_build_id)
+                })
                 .flatten()
         });
         let start = w.image_addr.0;
@@ -304,19 +308,6 @@ pub async fn symbolicate(
         stacktraces,
         modules: modules_out,
     })
-}
-
-/// ELF debug ID from a GNU build ID: the first 16 bytes, with the first three GUID fields
-/// byte-swapped (little-endian), as Sentry defines it.
-pub fn debug_id_from_build_id(code_id: &debugid::CodeId) -> Option<debugid::DebugId> {
-    let bytes = hex::decode(code_id.as_str()).ok()?;
-    let mut data = [0u8; 16];
-    let n = bytes.len().min(16);
-    data[..n].copy_from_slice(&bytes[..n]);
-    data[0..4].reverse();
-    data[4..6].reverse();
-    data[6..8].reverse();
-    Some(debugid::DebugId::from_uuid(uuid::Uuid::from_bytes(data)))
 }
 
 async fn source_context(

@@ -78,7 +78,7 @@ async fn file_cache(
             let Ok(n) = u64::from_str_radix(id, 16) else {
                 continue;
             };
-            let debug_id = crate::ingest::native::dwo_debug_id(n);
+            let debug_id = crate::native::dwo_debug_id(n);
             if let Ok(manifests) = state.index.by_debug_id(project, &debug_id).await {
                 if let Some(d) = manifests.iter().rev().find_map(|m| {
                     m.debug_files

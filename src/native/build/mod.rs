@@ -1,7 +1,7 @@
 //! Building a cache: debug file (+ companions) → functions and symbols → SymCache → bytes.
 //!
 //! The functions (with their line records and inlinees) come from our DWARF reader
-//! (`dwarf.rs`) for DWARF in ELF, Mach-O, wasm and PE files, and from symbolic's debug session
+//! (`dwarf/`) for DWARF in ELF, Mach-O, wasm and PE files, and from symbolic's debug session
 //! for PDB and Breakpad files (and for wasm/PE DWARF our reader fails on). Names and paths are
 //! rewritten on their way in (`Encoder`). Symbols are added by us rather than by
 //! `SymCacheConverter::process_object`, for two reasons:
@@ -12,22 +12,32 @@
 //!    symbol or function and the end of its executable section.
 //! 2. A symbol inside a function that has debug information would split that function's line
 //!    records at the symbol's address. We only add symbols where no debug function covers them.
+//!
+//! Pieces: `encode` (names and paths as stored), `symbols` (symbol tables and the extents that
+//! bound them); this file picks the readers and feeds the converter. Building never does I/O
+//! and never panics out: parser panics below us become [`NativeError::Malformed`].
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use object::{Object as _, ObjectSection as _};
-use symbolic::common::{clean_path, join_path, Language, Name, NameMangling};
+use symbolic::common::{Language, Name, NameMangling};
 use symbolic::debuginfo::{
     Archive, FileFormat, Function, Object, ObjectDebugSession, ParseObjectOptions, Symbol,
 };
-use symbolic::demangle::Demangle;
-use symbolic::symcache::transform::{self, Transformer};
 use symbolic::symcache::SymCacheConverter;
+
+mod encode;
+mod symbols;
+
+use encode::Encoder;
+pub(crate) use encode::{abs_path, base_name};
+#[cfg(test)]
+pub(crate) use symbols::wasm_function_bodies;
+use symbols::{breakpad_stack_extents, executable_sections, is_non_function_symbol, SymbolList};
 
 use super::cache::{FLAG_MISSING_DWO, HEADER_LEN, MAGIC};
 use super::dwarf::{self, merge_ranges, OrphanLine};
-use super::{BuildInput, NativeError, DEMANGLE_OPTIONS, FORMAT_VERSION};
+use super::{BuildInput, NativeError, FORMAT_VERSION};
 
 /// Builds the lookup cache for one module. See [`BuildInput`] for what goes in and the module
 /// docs for the address space of the result.
@@ -42,7 +52,7 @@ pub fn build_cache(input: &BuildInput) -> Result<Vec<u8>, NativeError> {
 ///
 /// `Own` is the default: on every fixture it produces the same lookups as symbolic's session
 /// except where symbolic drops inlined calls nested in an inlined call with an empty range
-/// list (see `dwarf::Hollow`), and it builds faster. If it fails on a file, symbolic's session
+/// list (see `dwarf::walk::Hollow`), and it builds faster. If it fails on a file, symbolic's session
 /// gets a second try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DwarfReader {
@@ -137,52 +147,6 @@ pub(crate) fn build_unguarded(
         .unwrap_or_default();
     builder.add_symbols(symbols, &sections, &orphan_lines);
     builder.finish()
-}
-
-/// What a debug file is, per object (fat Mach-O files hold several), for matching uploads to
-/// modules and reporting `features` without building a cache.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectInfo {
-    /// The `object_index` to pass in [`BuildInput`].
-    pub index: usize,
-    /// `elf`, `macho`, `pe`, `pdb`, `breakpad`, `wasm`, …
-    pub file_format: String,
-    /// Sentry-form debug ID (`339d67d0-6e29-287b-2408-1344f4ea7744`, with `-age` for PDBs).
-    pub debug_id: String,
-    /// Code ID (ELF build ID hex, Mach-O UUID, PE timestamp + size), if the file has one.
-    pub code_id: Option<String>,
-    pub arch: String,
-    /// `exe`, `lib`, `dbg`, `rel`, …
-    pub kind: String,
-    pub has_debug_info: bool,
-    pub has_symbols: bool,
-    pub has_unwind_info: bool,
-    pub has_sources: bool,
-}
-
-/// Describes every object in a debug file, without building anything (parses headers only).
-pub fn inspect(data: &[u8]) -> Result<Vec<ObjectInfo>, NativeError> {
-    let inspect = std::panic::AssertUnwindSafe(|| {
-        let archive = Archive::parse(data).map_err(|e| classify_parse_error(&e, data))?;
-        let mut objects = Vec::new();
-        for (index, object) in archive.objects().enumerate() {
-            let object = object.map_err(|e| NativeError::Malformed(error_chain(&e)))?;
-            objects.push(ObjectInfo {
-                index,
-                file_format: object.file_format().name().to_owned(),
-                debug_id: object.debug_id().to_string(),
-                code_id: object.code_id().map(|id| id.to_string()),
-                arch: object.arch().name().to_owned(),
-                kind: object.kind().name().to_owned(),
-                has_debug_info: object.has_debug_info(),
-                has_symbols: object.has_symbols(),
-                has_unwind_info: object.has_unwind_info(),
-                has_sources: object.has_sources(),
-            });
-        }
-        Ok(objects)
-    });
-    std::panic::catch_unwind(inspect).unwrap_or_else(|payload| Err(panicked(payload)))
 }
 
 /// symbolic's options: Breakpad inline records nested deeper than our DWARF limit are dropped
@@ -315,315 +279,6 @@ fn companion_object<'d>(bytes: &'d [u8], debug: &Object<'_>) -> Result<Object<'d
         .ok_or_else(|| NativeError::Malformed("executable contains no object".to_owned()))
 }
 
-/// Executable section ranges of `object`, relative to its load address, sorted. `None` when the
-/// format has no section table we can read (PDB, Breakpad, wasm) or none is executable.
-fn executable_sections(object: &Object<'_>) -> Option<Vec<(u64, u64)>> {
-    if object.file_format() == FileFormat::Wasm {
-        return wasm_function_bodies(object.data());
-    }
-    if !matches!(
-        object.file_format(),
-        FileFormat::Elf | FileFormat::MachO | FileFormat::Pe
-    ) {
-        return None;
-    }
-    let file = object::File::parse(object.data()).ok()?;
-    let load_address = object.load_address();
-    let mut ranges: Vec<(u64, u64)> = file
-        .sections()
-        .filter(|section| is_executable(section.flags()))
-        .filter_map(|section| {
-            let start = section.address().checked_sub(load_address)?;
-            let end = start.checked_add(section.size())?;
-            (end > start).then_some((start, end))
-        })
-        .collect();
-    ranges.sort_unstable();
-    (!ranges.is_empty()).then_some(ranges)
-}
-
-/// The function bodies of a wasm module, as file offsets (symbolic's address space for wasm),
-/// each without the size prefix that precedes it. symbolic sizes wasm symbols up to the next
-/// body, so the next function's size prefix would otherwise resolve to the previous function.
-fn wasm_function_bodies(data: &[u8]) -> Option<Vec<(u64, u64)>> {
-    fn leb(data: &[u8], pos: &mut usize) -> Option<u64> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = *data.get(*pos)?;
-            *pos += 1;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Some(value);
-            }
-        }
-        None
-    }
-    let mut pos = 8; // magic and version
-    while pos < data.len() {
-        let id = *data.get(pos)?;
-        pos += 1;
-        let size = usize::try_from(leb(data, &mut pos)?).ok()?;
-        let end = pos.checked_add(size)?;
-        if id != 10 {
-            pos = end;
-            continue;
-        }
-        let count = leb(data, &mut pos)?;
-        let mut bodies = Vec::new();
-        for _ in 0..count {
-            let body_size = usize::try_from(leb(data, &mut pos)?).ok()?;
-            let body_end = pos.checked_add(body_size)?;
-            if body_end > end {
-                return None;
-            }
-            bodies.push((pos as u64, body_end as u64));
-            pos = body_end;
-        }
-        return (!bodies.is_empty()).then_some(bodies);
-    }
-    None
-}
-
-/// Names of symbols that mark something other than a function: they bound the symbol before
-/// them but resolve nothing themselves.
-///
-/// - dump_syms writes `PUBLIC` records named `<unknown in foo.pdb>` after the last function of
-///   a PE and `<.plt ELF section in libfoo.so>` for PLT sections: placeholders, not functions.
-/// - The Mach-O header symbols (`__mh_execute_header`, …) point at the load commands at the
-///   start of `__TEXT`.
-fn is_non_function_symbol(name: &str) -> bool {
-    if name.starts_with('<')
-        && name.ends_with('>')
-        && (name.starts_with("<unknown in ") || name.contains(" section in "))
-    {
-        return true;
-    }
-    matches!(
-        name.trim_start_matches('_'),
-        "mh_execute_header"
-            | "mh_dylib_header"
-            | "mh_bundle_header"
-            | "mh_dylinker_header"
-            | "mh_preload_header"
-            | "mh_kext_header"
-    )
-}
-
-/// Code extents recorded in Breakpad `STACK CFI INIT` / `STACK WIN` records, by start address.
-/// They give `PUBLIC` records (which have no size) an end.
-fn breakpad_stack_extents(object: &Object<'_>) -> HashMap<u64, u64> {
-    use symbolic::debuginfo::breakpad::BreakpadStackRecord;
-    let mut extents = HashMap::new();
-    let Object::Breakpad(breakpad) = object else {
-        return extents;
-    };
-    for record in breakpad.stack_records().flatten() {
-        let (start, size) = match record {
-            BreakpadStackRecord::Cfi(cfi) => (cfi.start, cfi.size),
-            BreakpadStackRecord::Win(win) => (u64::from(win.code_start), u64::from(win.code_size)),
-        };
-        let entry = extents.entry(start).or_insert(0);
-        *entry = (*entry).max(size);
-    }
-    extents
-}
-
-fn is_executable(flags: object::SectionFlags) -> bool {
-    match flags {
-        object::SectionFlags::Elf { sh_flags } => {
-            let alloc_exec = u64::from(object::elf::SHF_ALLOC | object::elf::SHF_EXECINSTR);
-            sh_flags & alloc_exec == alloc_exec
-        }
-        object::SectionFlags::MachO { flags } => {
-            flags
-                & (object::macho::S_ATTR_PURE_INSTRUCTIONS
-                    | object::macho::S_ATTR_SOME_INSTRUCTIONS)
-                != 0
-        }
-        object::SectionFlags::Coff { characteristics } => {
-            characteristics & (object::pe::IMAGE_SCN_MEM_EXECUTE | object::pe::IMAGE_SCN_CNT_CODE)
-                != 0
-        }
-        _ => false,
-    }
-}
-
-/// Symbols of the debug file and the executable, deduplicated by address.
-#[derive(Default)]
-pub(crate) struct SymbolList<'d> {
-    symbols: Vec<(u64, u64, Cow<'d, str>)>,
-}
-
-impl<'d> SymbolList<'d> {
-    fn extend(&mut self, symbols: impl Iterator<Item = Symbol<'d>>) {
-        for symbol in symbols {
-            if let Some(name) = symbol.name.filter(|name| !name.is_empty()) {
-                self.symbols.push((symbol.address, symbol.size, name));
-            }
-        }
-    }
-
-    /// Gives sizes to symbols that have none, from another source of code extents.
-    fn extend_sizes(&mut self, extents: HashMap<u64, u64>) {
-        for symbol in &mut self.symbols {
-            if symbol.1 == 0 {
-                symbol.1 = extents.get(&symbol.0).copied().unwrap_or(0);
-            }
-        }
-    }
-
-    /// Sorted by address; per address the first name seen (debug file before executable, and
-    /// the symbol table's order) with the largest size.
-    fn normalize(&mut self) {
-        // Stable sort keeps the insertion order among equal addresses.
-        self.symbols.sort_by_key(|s| s.0);
-        let mut out: Vec<(u64, u64, Cow<'d, str>)> = Vec::with_capacity(self.symbols.len());
-        for (address, size, name) in self.symbols.drain(..) {
-            match out.last_mut() {
-                Some(last) if last.0 == address => last.1 = last.1.max(size),
-                _ => out.push((address, size, name)),
-            }
-        }
-        self.symbols = out;
-    }
-
-    /// Name lookup by exact address, for naming DWARF functions like symbolic does.
-    fn by_address(&mut self) -> HashMap<u64, &str> {
-        self.normalize();
-        self.symbols
-            .iter()
-            .map(|(address, _, name)| (*address, name.as_ref()))
-            .collect()
-    }
-}
-
-/// Undecorates C names in PE/PDB files (`_foo`, `_foo@8`, `@foo@8`, `foo@@8`), the same rule as
-/// symbolic applies in `process_object` (from Mozilla's dump_syms).
-fn undecorate_windows(name: &str) -> &str {
-    if name.starts_with('?') || name.contains([':', '(', '<']) {
-        return name;
-    }
-    if let Some((base, size)) = name.rsplit_once("@@") {
-        if size.parse::<u32>().is_ok() {
-            return base;
-        }
-    }
-    if let Some(rest) = name.strip_prefix(['_', '@']) {
-        if let Some((base, size)) = rest.rsplit_once('@') {
-            if size.parse::<u32>().is_ok() {
-                return base;
-            }
-        }
-        if name.starts_with('_') {
-            return rest;
-        }
-    }
-    name
-}
-
-/// Rewrites names and paths on their way into the SymCache so that a lookup needs no side
-/// tables (see `cache.rs` for the encoding):
-///
-/// - a function name becomes `demangled \0 raw \0 language` (only `raw` when demangling
-///   changes nothing), demangled once here rather than on every lookup, where demangling a
-///   long C++ name would cost more than the rest of the lookup;
-/// - a file becomes `abs_path \0 filename`, with `abs_path` already joined and cleaned.
-///
-/// PE/PDB C names are undecorated first (`_foo@8` → `foo`), the rule symbolic applies in
-/// `process_object`.
-struct Encoder {
-    windows: bool,
-    names: HashMap<String, String>,
-    paths: HashMap<String, String>,
-    key: String,
-}
-
-impl Encoder {
-    fn encode_name(&self, raw: &str) -> String {
-        let raw = if self.windows {
-            undecorate_windows(raw)
-        } else {
-            raw
-        };
-        let name = Name::from(raw);
-        let demangled = name.try_demangle(DEMANGLE_OPTIONS);
-        let language = name.detect_language();
-        if demangled == raw && language == Language::Unknown {
-            return raw.to_owned();
-        }
-        let mut encoded = String::with_capacity(demangled.len() + raw.len() + 8);
-        encoded.push_str(&demangled);
-        encoded.push('\0');
-        encoded.push_str(raw);
-        if language != Language::Unknown {
-            encoded.push('\0');
-            encoded.push_str(language.name());
-        }
-        encoded
-    }
-
-    fn encode_path(comp_dir: &str, directory: &str, name: &str) -> String {
-        let joined = join_path(&join_path(comp_dir, directory), name);
-        let abs_path = clean_path(&joined).into_owned();
-        let comp_dir = comp_dir.trim_end_matches(['/', '\\']);
-        let relative = abs_path
-            .strip_prefix(comp_dir)
-            .filter(|_| !comp_dir.is_empty())
-            .and_then(|rest| rest.strip_prefix(['/', '\\']))
-            .filter(|rest| !rest.is_empty());
-        let filename = relative
-            .or_else(|| base_name(&abs_path))
-            .unwrap_or_default();
-        format!("{abs_path}\0{filename}")
-    }
-}
-
-/// The last component of a path (after `/` or `\`).
-pub(crate) fn base_name(path: &str) -> Option<&str> {
-    path.rsplit(['/', '\\'])
-        .next()
-        .filter(|base| !base.is_empty())
-}
-
-impl Transformer for Encoder {
-    fn transform_function<'f>(
-        &'f mut self,
-        mut f: transform::Function<'f>,
-    ) -> transform::Function<'f> {
-        if !self.names.contains_key(f.name.as_ref()) {
-            let encoded = self.encode_name(&f.name);
-            self.names.insert(f.name.clone().into_owned(), encoded);
-        }
-        if let Some(encoded) = self.names.get(f.name.as_ref()) {
-            f.name = Cow::Borrowed(encoded.as_str());
-        }
-        f
-    }
-
-    fn transform_source_location<'f>(
-        &'f mut self,
-        mut location: transform::SourceLocation<'f>,
-    ) -> transform::SourceLocation<'f> {
-        let file = &location.file;
-        let comp_dir = file.comp_dir.as_deref().unwrap_or_default();
-        let directory = file.directory.as_deref().unwrap_or_default();
-        self.key.clear();
-        for part in [comp_dir, "\0", directory, "\0", &file.name] {
-            self.key.push_str(part);
-        }
-        if !self.paths.contains_key(self.key.as_str()) {
-            let encoded = Self::encode_path(comp_dir, directory, &file.name);
-            self.paths.insert(self.key.clone(), encoded);
-        }
-        if let Some(encoded) = self.paths.get(self.key.as_str()) {
-            location.file.name = Cow::Borrowed(encoded.as_str());
-            location.file.directory = None;
-            location.file.comp_dir = None;
-        }
-        location
-    }
-}
-
 struct Builder<'a> {
     converter: SymCacheConverter<'a>,
     flags: u32,
@@ -637,12 +292,7 @@ impl<'a> Builder<'a> {
         let mut converter = SymCacheConverter::new();
         converter.set_arch(object.arch());
         converter.set_debug_id(object.debug_id());
-        converter.add_transformer(Encoder {
-            windows,
-            names: HashMap::new(),
-            paths: HashMap::new(),
-            key: String::new(),
-        });
+        converter.add_transformer(Encoder::new(windows));
         Builder {
             converter,
             flags: 0,

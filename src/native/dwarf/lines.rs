@@ -1,0 +1,220 @@
+//! Line programs: a unit's file table and its rows grouped into sequences, prepared the way
+//! symbolic prepares them, and the rows of skeleton units whose split unit is missing
+//! ("orphan lines").
+//!
+//! Only line tables; never DIEs. Addresses come out relative to the image base.
+
+use std::borrow::Cow;
+
+use gimli::Section as _;
+use symbolic::common::join_path;
+use symbolic::debuginfo::FileInfo;
+
+use super::load::Slice;
+use super::{malformed, text, Dwarf, OrphanLine, Unit};
+use crate::native::NativeError;
+
+/// A line program's file table, resolved to (directory, name) byte strings.
+pub(super) struct FileTable<'s> {
+    /// Indexed by DWARF file index (0-based in DWARF 5, 1-based before; index 0 is `None` then).
+    files: Vec<Option<(&'s [u8], &'s [u8])>>,
+}
+
+impl<'s> FileTable<'s> {
+    pub(super) fn from_header(
+        dwarf: &Dwarf<'s>,
+        unit: &Unit<'s>,
+        header: &gimli::LineProgramHeader<Slice<'s>>,
+    ) -> Self {
+        let count = header.file_names().len() as u64 + 1;
+        let files = (0..count)
+            .map(|index| {
+                let file = header.file(index)?;
+                let dir = file
+                    .directory(header)
+                    .and_then(|attr| dwarf.attr_string(unit, attr).ok())
+                    .map(|s| s.slice())
+                    .unwrap_or_default();
+                let name = dwarf.attr_string(unit, file.path_name()).ok()?.slice();
+                Some((dir, name))
+            })
+            .collect();
+        FileTable { files }
+    }
+
+    /// The file table of a split unit's `.debug_line.dwo` contribution, if it has one.
+    pub(super) fn split(
+        dwarf: &Dwarf<'s>,
+        split_unit: &Unit<'s>,
+        skeleton: &Unit<'s>,
+    ) -> Result<Option<Self>, NativeError> {
+        let section: &[u8] = dwarf.debug_line.reader().slice();
+        if section.is_empty() {
+            return Ok(None);
+        }
+        let program = match dwarf.debug_line.program(
+            gimli::DebugLineOffset(0),
+            split_unit.header.address_size(),
+            skeleton.comp_dir,
+            skeleton.name,
+        ) {
+            Ok(program) => program,
+            Err(_) => return Ok(None),
+        };
+        Ok(Some(FileTable::from_header(
+            dwarf,
+            split_unit,
+            program.header(),
+        )))
+    }
+
+    pub(super) fn get(&self, index: u64) -> FileInfo<'s> {
+        match usize::try_from(index).ok().and_then(|i| self.files.get(i)) {
+            Some(Some((dir, name))) => FileInfo::new(Cow::Borrowed(*dir), Cow::Borrowed(*name)),
+            _ => FileInfo::default(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct Row {
+    pub(super) address: u64,
+    pub(super) size: Option<u64>,
+    pub(super) file_index: u64,
+    pub(super) line: u64,
+}
+
+#[derive(Debug)]
+struct Sequence {
+    start: u64,
+    end: u64,
+    rows: Vec<Row>,
+}
+
+/// A unit's line rows grouped into sequences, as symbolic prepares them (same rules: rows at
+/// address 0 are dropped, rows at the same address keep the last one, each row's size reaches
+/// the next row).
+pub(super) struct LineTable<'s> {
+    sequences: Vec<Sequence>,
+    pub(super) files: FileTable<'s>,
+}
+
+impl<'s> LineTable<'s> {
+    pub(super) fn new(
+        dwarf: &Dwarf<'s>,
+        unit: &Unit<'s>,
+        load_address: u64,
+    ) -> Result<Option<Self>, NativeError> {
+        let Some(program) = unit.line_program.clone() else {
+            return Ok(None);
+        };
+        let files = FileTable::from_header(dwarf, unit, program.header());
+        let mut sequences = Vec::new();
+        let mut rows: Vec<Row> = Vec::new();
+        let mut prev_address = 0;
+        let mut state = program.rows();
+        while let Some((_, row)) = state.next_row().map_err(|e| malformed("line program", e))? {
+            let address = row.address();
+            if address == 0 {
+                continue;
+            }
+            if let Some(last) = rows.last_mut() {
+                if address >= last.address {
+                    last.size = Some(address - last.address);
+                }
+            }
+            if row.end_sequence() {
+                if !rows.is_empty() {
+                    let end = if address < prev_address {
+                        prev_address + 1
+                    } else {
+                        address
+                    };
+                    sequences.push(Sequence {
+                        start: rows[0].address,
+                        end,
+                        rows: std::mem::take(&mut rows),
+                    });
+                }
+                prev_address = 0;
+            } else if address >= prev_address {
+                let file_index = row.file_index();
+                let line = row.line().map_or(0, |l| l.get());
+                match rows.last_mut() {
+                    Some(last) if last.address == address => {
+                        last.file_index = file_index;
+                        last.line = line;
+                    }
+                    _ => rows.push(Row {
+                        address,
+                        size: None,
+                        file_index,
+                        line,
+                    }),
+                }
+                prev_address = address;
+            }
+        }
+        if !rows.is_empty() {
+            sequences.push(Sequence {
+                start: rows[0].address,
+                end: prev_address + 1,
+                rows,
+            });
+        }
+        sequences.sort_by_key(|s| s.start);
+        // Make addresses relative.
+        for sequence in &mut sequences {
+            sequence.start = sequence.start.wrapping_sub(load_address);
+            sequence.end = sequence.end.wrapping_sub(load_address);
+            for row in &mut sequence.rows {
+                row.address = row.address.wrapping_sub(load_address);
+            }
+        }
+        Ok(Some(LineTable { sequences, files }))
+    }
+
+    /// Rows overlapping `[begin, end)`: from the row covering `begin` up to the last row
+    /// starting before `end`, in the first sequence that overlaps.
+    pub(super) fn rows(&self, begin: u64, end: u64) -> &[Row] {
+        // Sequences are sorted by start and, in well-formed DWARF, disjoint: the first one that
+        // overlaps `[begin, end)` is the one containing `begin`, or else the next one.
+        let next = self.sequences.partition_point(|s| s.start <= begin);
+        let candidates = self.sequences[next.saturating_sub(1)..].iter().take(2);
+        for sequence in candidates {
+            if begin >= sequence.end || sequence.start >= end {
+                continue;
+            }
+            let from = match sequence.rows.binary_search_by_key(&begin, |r| r.address) {
+                Ok(i) => i,
+                Err(0) => 0,
+                Err(i) => i - 1,
+            };
+            let len = match sequence.rows[from..].binary_search_by_key(&end, |r| r.address) {
+                Ok(i) | Err(i) => i,
+            };
+            return &sequence.rows[from..from + len];
+        }
+        &[]
+    }
+
+    pub(super) fn orphans(&self, comp_dir: &[u8], out: &mut Vec<OrphanLine>) {
+        for sequence in &self.sequences {
+            for row in &sequence.rows {
+                let size = row.size.unwrap_or(1);
+                let (dir, name) = match self.files.files.get(row.file_index as usize) {
+                    Some(Some((dir, name))) => (*dir, *name),
+                    _ => (&[][..], &[][..]),
+                };
+                let dir = join_path(&text(comp_dir), &text(dir));
+                out.push(OrphanLine {
+                    address: row.address,
+                    size,
+                    dir,
+                    name: text(name).into_owned(),
+                    line: row.line,
+                });
+            }
+        }
+    }
+}
