@@ -17,6 +17,8 @@ pub mod uploads;
 use std::ops::Deref;
 use std::sync::Arc;
 
+use tokio::sync::Semaphore;
+
 use crate::auth::Auth;
 use crate::caches::Caches;
 use crate::config::Config;
@@ -33,11 +35,39 @@ pub struct AppInner {
     pub index: Index,
     pub auth: Auth,
     pub caches: Caches,
+    /// Requests in flight per route group, shared by every router built over this state.
+    pub slots: GroupSlots,
+    /// Bounds uploads being validated at once (parsing maps and debug files is CPU and
+    /// memory heavy): `cache.build_workers`.
+    pub validators: Semaphore,
     /// JS artifact resolutions by (project, generation, release, dist, debug ID, URL):
     /// positive and negative, dropped by the project's next upload or after `index_ttl`.
     pub js_resolutions: moka::future::Cache<String, Arc<symbolicate::js::Resolution>>,
     /// Native debug-file resolutions, keyed likewise.
     pub native_resolutions: moka::future::Cache<String, Arc<symbolicate::native::ModuleResolution>>,
+}
+
+/// The concurrency bound of each route group (see `http::routes`).
+pub struct GroupSlots {
+    pub uploads: Arc<Semaphore>,
+    pub symbolicate: Arc<Semaphore>,
+    pub admin: Arc<Semaphore>,
+    pub ops: Arc<Semaphore>,
+}
+
+/// Probes and scrapes in flight at once.
+const OPS_CONCURRENCY: usize = 64;
+
+impl GroupSlots {
+    fn new(config: &Config) -> GroupSlots {
+        let slots = |n: usize| Arc::new(Semaphore::new(n.max(1)));
+        GroupSlots {
+            uploads: slots(config.limits.max_concurrent_uploads),
+            symbolicate: slots(config.limits.max_concurrent_requests),
+            admin: slots(1),
+            ops: slots(OPS_CONCURRENCY),
+        }
+    }
 }
 
 impl Deref for App {
@@ -59,6 +89,8 @@ impl App {
         let caches = Caches::new(&config);
         App(Arc::new(AppInner {
             auth: Auth::new(&config.auth),
+            validators: Semaphore::new(config.cache.build_workers.max(1)),
+            slots: GroupSlots::new(&config),
             js_resolutions: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(config.cache.index_ttl)

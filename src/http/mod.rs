@@ -75,10 +75,10 @@ pub(crate) struct Guard {
 }
 
 impl Guard {
-    pub(crate) fn new(group: &'static str, concurrency: usize, timeout: Duration) -> Guard {
+    pub(crate) fn new(group: &'static str, slots: Arc<Semaphore>, timeout: Duration) -> Guard {
         Guard {
             group,
-            slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            slots,
             timeout,
         }
     }

@@ -180,11 +180,8 @@ pub(super) fn build(app: &App) -> (Router<App>, Vec<RouteInfo>) {
     r.add(g, "/readyz", &[(M::GET, Public)], get(ops::readyz));
     r.add(g, "/metrics", &[(M::GET, Public)], get(ops::metrics));
 
-    let upload_guard = Guard::new(
-        "uploads",
-        limits.max_concurrent_uploads,
-        limits.upload_timeout,
-    );
+    let slots = &app.slots;
+    let upload_guard = Guard::new("uploads", slots.uploads.clone(), limits.upload_timeout);
     let router = Router::new()
         .merge(limited(
             uploads,
@@ -198,28 +195,27 @@ pub(super) fn build(app: &App) -> (Router<App>, Vec<RouteInfo>) {
         ))
         .merge(limited(
             admin,
-            Guard::new("admin", 1, limits.upload_timeout),
+            Guard::new("admin", slots.admin.clone(), limits.upload_timeout),
             0,
         ))
         .merge(limited(
             symbolicate_routes,
             Guard::new(
                 "symbolicate",
-                limits.max_concurrent_requests,
+                slots.symbolicate.clone(),
                 limits.request_timeout,
             ),
             limits.max_symbolicate_bytes,
         ))
         .merge(limited(
             ops_routes,
-            Guard::new("ops", OPS_CONCURRENCY, OPS_TIMEOUT),
+            Guard::new("ops", slots.ops.clone(), OPS_TIMEOUT),
             0,
         ));
     (router, r.table)
 }
 
-/// Probes and scrapes in flight at once, and the time each may take.
-const OPS_CONCURRENCY: usize = 64;
+/// The time a probe or scrape may take.
 const OPS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Every route the router serves, with the access it requires (for the auth matrix and for

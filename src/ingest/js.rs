@@ -28,7 +28,12 @@ pub fn classify(
     name: &str,
     bytes: &[u8],
     declared: Option<ArtifactKind>,
+    max_map_bytes: u64,
 ) -> Result<JsFacts, IngestError> {
+    let too_large = |size: usize| IngestError::TooLarge {
+        what: format!("source map {name} ({size} bytes)"),
+        limit: max_map_bytes,
+    };
     let kind = declared.unwrap_or_else(|| guess_kind(name, bytes));
     let mut facts = JsFacts {
         kind,
@@ -39,6 +44,9 @@ pub fn classify(
     };
     match kind {
         ArtifactKind::SourceMap => {
+            if bytes.len() as u64 > max_map_bytes {
+                return Err(too_large(bytes.len()));
+            }
             facts.debug_id = validate_sourcemap(name, bytes)?;
         }
         ArtifactKind::MinifiedSource | ArtifactKind::Source => {
@@ -48,6 +56,9 @@ pub fn classify(
                 if url.starts_with("data:") {
                     facts.sourcemap_ref = Some("data:".into());
                     match decode_data_url(&url) {
+                        Ok(map) if map.len() as u64 > max_map_bytes => {
+                            facts.inline_map_problem = Some(too_large(map.len()).to_string())
+                        }
                         Ok(map) => match validate_sourcemap(name, &map) {
                             Ok(id) => {
                                 facts.debug_id = facts.debug_id.or(id);
@@ -116,15 +127,27 @@ mod tests {
 
     #[test]
     fn malformed_maps_are_rejected() {
-        let err = classify("a.js.map", b"{\"version\":3,\"mappings\":\"!!!\"", None).unwrap_err();
+        let err = classify(
+            "a.js.map",
+            b"{\"version\":3,\"mappings\":\"!!!\"",
+            None,
+            u64::MAX,
+        )
+        .unwrap_err();
         assert_eq!(err.code(), crate::error::ErrorCode::SourcemapMalformed);
     }
 
     #[test]
     fn js_with_map_reference_is_minified() {
-        let f = classify("app.js", b"x()\n//# sourceMappingURL=app.js.map\n", None).unwrap();
+        let f = classify(
+            "app.js",
+            b"x()\n//# sourceMappingURL=app.js.map\n",
+            None,
+            u64::MAX,
+        )
+        .unwrap();
         assert_eq!(f.kind, ArtifactKind::MinifiedSource);
-        let f = classify("util.js", b"export const x = 1;\n", None).unwrap();
+        let f = classify("util.js", b"export const x = 1;\n", None, u64::MAX).unwrap();
         assert_eq!(f.kind, ArtifactKind::Source);
     }
 }

@@ -294,12 +294,17 @@ pub struct LiveServer {
 
 impl LiveServer {
     pub async fn start(tokens: Vec<tracemap::config::TokenConfig>) -> LiveServer {
+        Self::start_with(|c| c.auth.tokens = tokens).await
+    }
+
+    /// The real server with a configuration edited by `edit`.
+    pub async fn start_with(edit: impl FnOnce(&mut Config)) -> LiveServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config {
             data_dir: dir.path().to_owned(),
             ..Config::default()
         };
-        config.auth.tokens = tokens;
+        edit(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

@@ -451,18 +451,37 @@ async fn every_error_type_says_why() {
         .unwrap()
         .contains("~/assets/app.min.js.map"));
 
-    // malformed_sourcemap: a map over the configured index limit.
-    app.upload_release(
-        "web",
-        "1.0",
-        None,
-        &[(
-            "~/assets/app.min.js.map",
-            &fixture("js/out/esbuild/app.min.js.map"),
-        )],
-    )
-    .await
-    .ok();
+    // A map over the configured limit is refused at upload.
+    let map = fixture("js/out/esbuild/app.min.js.map");
+    let refused = app
+        .upload_release("web", "1.0", None, &[("~/assets/app.min.js.map", &map)])
+        .await;
+    assert_eq!(
+        refused.status,
+        413,
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    assert_eq!(refused.error_code(), "too_large");
+    // malformed_sourcemap: a map stored while the limit was higher is over today's limit.
+    let lenient = TestApp {
+        state: {
+            let mut config = app.state.config.clone();
+            config.limits.max_sourcemap_bytes = 1 << 30;
+            tracemap::app::App::new(config).unwrap()
+        },
+        dir: tempfile::tempdir().unwrap(),
+        token: None,
+    };
+    lenient
+        .upload_release("web", "1.0", None, &[("~/assets/app.min.js.map", &map)])
+        .await
+        .ok();
+    // That was another process over the same store: this one learns of it at once here
+    // (otherwise within `cache.index_ttl`).
+    app.state
+        .index
+        .invalidate(&tracemap::types::ProjectId::parse("web").unwrap());
     let r = app
         .js("web", &json!({"release": "1.0", "stacktraces": [{"frames": [frame("~/assets/app.min.js", 1, Some(10))]}]})).await;
     assert_eq!(

@@ -9,6 +9,7 @@ mod crash;
 mod debug_files;
 mod isolation;
 mod js;
+mod limits;
 mod native;
 mod ops;
 mod s3;

@@ -19,6 +19,7 @@ pub fn zip_limits(app: &App) -> ingest::zip::ZipLimits {
 
 /// Recognises debug files (unzipping zips) and describes each object.
 pub async fn prepare(app: &App, files: Vec<Received>) -> ApiResult<(Vec<Prepared>, Vec<String>)> {
+    let _permit = app.validators.acquire().await.map_err(ApiError::internal)?;
     let limits = zip_limits(app);
     let tmp = app.config.tmp_dir();
     tokio::task::spawn_blocking(move || prepare_debug_files_blocking(files, &tmp, &limits))

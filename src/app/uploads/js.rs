@@ -30,20 +30,29 @@ pub struct JsInput {
 }
 
 /// Classifies and validates JS-side files (blocking work, off the async threads).
-pub async fn prepare_js(inputs: Vec<JsInput>) -> ApiResult<(Vec<Prepared>, Vec<String>)> {
-    tokio::task::spawn_blocking(move || prepare_js_blocking(inputs))
+/// At most `cache.build_workers` uploads are validated at once (validation parses every map).
+pub async fn prepare_js(
+    app: &App,
+    inputs: Vec<JsInput>,
+) -> ApiResult<(Vec<Prepared>, Vec<String>)> {
+    let _permit = app.validators.acquire().await.map_err(ApiError::internal)?;
+    let max_map = app.config.limits.max_sourcemap_bytes;
+    tokio::task::spawn_blocking(move || prepare_js_blocking(inputs, max_map))
         .await
         .map_err(ApiError::internal)?
 }
 
-fn prepare_js_blocking(inputs: Vec<JsInput>) -> ApiResult<(Vec<Prepared>, Vec<String>)> {
+fn prepare_js_blocking(
+    inputs: Vec<JsInput>,
+    max_map: u64,
+) -> ApiResult<(Vec<Prepared>, Vec<String>)> {
     let mut prepared = Vec::new();
     let mut warnings = Vec::new();
     let urls: std::collections::HashSet<String> =
         inputs.iter().map(|i| i.url.to_string()).collect();
     for input in inputs {
         let bytes = input.received.file.map()?;
-        let mut facts = ingest::js::classify(&input.received.name, &bytes, input.kind)?;
+        let mut facts = ingest::js::classify(&input.received.name, &bytes, input.kind, max_map)?;
         drop(bytes);
         // Manifest headers win over what the file says.
         if let Some(id) = input
@@ -214,7 +223,7 @@ pub async fn prepare_bundle(
     if inputs.is_empty() {
         return Err(IngestError::Empty.into());
     }
-    let (prepared, mut warnings) = prepare_js(inputs).await?;
+    let (prepared, mut warnings) = prepare_js(app, inputs).await?;
     if manifest.release.is_none() {
         let unreachable = prepared
             .iter()
@@ -279,7 +288,7 @@ pub async fn release_files(
     let mut manifest = UploadManifest::new(project, UploadSource::Files);
     manifest.release = Some(release);
     manifest.dist = dist;
-    let (prepared, warnings) = prepare_js(inputs).await?;
+    let (prepared, warnings) = prepare_js(app, inputs).await?;
     commit(app, manifest, prepared, warnings).await
 }
 
