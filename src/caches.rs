@@ -12,6 +12,7 @@
 //! Files on disk are written to a temporary name and renamed, then memory-mapped. Eviction
 //! unlinks files; a mapping still in use stays valid until dropped.
 
+use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,6 +26,13 @@ use crate::ingest::Mapped;
 /// Bytes of one derived cache: memory-mapped from disk, or owned.
 pub struct CacheBytes {
     bytes: Mapped,
+}
+
+impl CacheBytes {
+    /// Heap bytes this value pins (zero for a memory-mapped file).
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes.heap_bytes()
+    }
 }
 
 impl std::ops::Deref for CacheBytes {
@@ -67,15 +75,24 @@ impl std::fmt::Display for BuildError {
 /// A build's outcome.
 pub type Built = Result<Arc<CacheBytes>, BuildError>;
 
-pub struct Caches {
+/// A derived value of any type and its weight in bytes.
+type Derived = (Arc<dyn Any + Send + Sync>, u32);
+
+/// The disk tier: cache files under a quota. Its file work runs on the blocking pool.
+struct Disk {
     dir: PathBuf,
     quota: u64,
-    disk_bytes: AtomicU64,
+    bytes: AtomicU64,
+}
+
+pub struct Caches {
+    disk: Arc<Disk>,
     memory: moka::future::Cache<String, Built>,
+    /// Values derived from a stored file once and then looked up (e.g. every source of a
+    /// source bundle), each with the weight its loader reported.
+    derived: moka::future::Cache<String, Option<Derived>>,
     /// Whole text files (minified sources, original sources) for source context.
     texts: moka::future::Cache<String, Option<Arc<Text>>>,
-    /// Line indexes of sources embedded in derived caches, by (cache key, source id).
-    line_indexes: moka::future::Cache<(String, u32), Arc<crate::js::LineIndex>>,
     builders: Arc<Semaphore>,
 }
 
@@ -83,12 +100,14 @@ impl Caches {
     pub fn new(config: &Config) -> Caches {
         let dir = config.cache_dir();
         let _ = std::fs::create_dir_all(&dir);
-        let disk_bytes = AtomicU64::new(disk_usage(&dir));
+        let bytes = AtomicU64::new(disk_usage(&dir));
         let memory_budget = config.cache.memory;
         Caches {
-            dir,
-            quota: config.cache.disk_quota,
-            disk_bytes,
+            disk: Arc::new(Disk {
+                dir,
+                quota: config.cache.disk_quota,
+                bytes,
+            }),
             memory: moka::future::Cache::builder()
                 .max_capacity(memory_budget / 2)
                 .weigher(|k: &String, v: &Built| {
@@ -99,17 +118,19 @@ impl Caches {
                     (size + k.len() + 64).min(u32::MAX as usize) as u32
                 })
                 .build(),
+            derived: moka::future::Cache::builder()
+                .max_capacity(memory_budget / 8)
+                .weigher(|k: &String, v: &Option<Derived>| {
+                    v.as_ref()
+                        .map_or(0, |(_, w)| *w)
+                        .saturating_add((k.len() + 64) as u32)
+                })
+                .build(),
             texts: moka::future::Cache::builder()
                 .max_capacity(memory_budget / 8)
                 .weigher(|k: &String, v: &Option<Arc<Text>>| {
                     (v.as_ref().map_or(0, |t| t.text.len() + t.lines.weight()) + k.len() + 64)
                         .min(u32::MAX as usize) as u32
-                })
-                .build(),
-            line_indexes: moka::future::Cache::builder()
-                .max_capacity(memory_budget / 16)
-                .weigher(|k: &(String, u32), v: &Arc<crate::js::LineIndex>| {
-                    (v.weight() + k.0.len() + 64).min(u32::MAX as usize) as u32
                 })
                 .build(),
             builders: Arc::new(Semaphore::new(config.cache.build_workers)),
@@ -134,12 +155,20 @@ impl Caches {
                 .inc();
             return hit;
         }
-        let path = self.path_for(&key);
+        let path = self.disk.path_for(&key);
         let outcome = self
             .memory
             .try_get_with(key.clone(), async {
-                if let Ok(bytes) = Mapped::open(&path) {
-                    touch(&path);
+                let opened = {
+                    let path = path.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let bytes = Mapped::open(&path)?;
+                        touch(&path);
+                        Ok::<_, std::io::Error>(bytes)
+                    })
+                    .await
+                };
+                if let Ok(Ok(bytes)) = opened {
                     m.cache_lookups
                         .get_or_create(&crate::metrics::CacheLabels {
                             cache: kind,
@@ -165,24 +194,84 @@ impl Caches {
                     Err(invalid) => return Ok(Err(invalid)),
                 };
                 tracing::debug!(key, size = bytes.len(), ms = started.elapsed().as_millis() as u64, "built cache");
-                let cached = self
-                    .write(&path, &bytes)
-                    .and_then(|()| Mapped::open(&path))
-                    .map(|bytes| Arc::new(CacheBytes { bytes }))
-                    .unwrap_or_else(|e| {
-                        // A full or read-only disk must not stop lookups: keep it in memory.
-                        tracing::warn!(error = %e, path = %path.display(), "cannot write cache file");
-                        Arc::new(CacheBytes {
-                            bytes: Mapped::owned(bytes),
-                        })
-                    });
-                Ok::<Built, Arc<str>>(Ok(cached))
+                let disk = self.disk.clone();
+                let cached = tokio::task::spawn_blocking(move || {
+                    match disk.write(&path, &bytes).and_then(|()| Mapped::open(&path)) {
+                        Ok(bytes) => CacheBytes { bytes },
+                        Err(e) => {
+                            // A full or read-only disk must not stop lookups: keep it in
+                            // memory.
+                            tracing::warn!(error = %e, path = %path.display(), "cannot write cache file");
+                            CacheBytes {
+                                bytes: Mapped::owned(bytes),
+                            }
+                        }
+                    }
+                })
+                .await
+                .map_err(|e| Arc::<str>::from(e.to_string()))?;
+                Ok::<Built, Arc<str>>(Ok(Arc::new(cached)))
             })
             .await;
         // Unavailable inputs are not cached (moka keeps no entry for an error).
         outcome.unwrap_or_else(|e| Err(BuildError::Unavailable(Arc::from(e.to_string()))))
     }
 
+    /// Keeps the disk cache under its quota (least recently used files go first). Runs on
+    /// the blocking pool.
+    pub async fn enforce_quota(&self) {
+        let disk = self.disk.clone();
+        let _ = tokio::task::spawn_blocking(move || disk.enforce_quota()).await;
+    }
+
+    /// Publishes cache sizes to the metrics registry.
+    pub fn report_sizes(&self) {
+        let m = crate::metrics::global();
+        m.cache_memory_bytes.set(
+            (self.memory.weighted_size()
+                + self.texts.weighted_size()
+                + self.derived.weighted_size())
+            .min(i64::MAX as u64) as i64,
+        );
+        m.cache_disk_bytes
+            .set(self.disk.bytes.load(Ordering::Relaxed).min(i64::MAX as u64) as i64);
+    }
+
+    /// A value derived once from stored files, by a key the caller chooses (prefix it by
+    /// what it is), loaded by `load` on a miss (concurrent misses share one load). `load`
+    /// returns the value and its weight in bytes; `None` (nothing there) is remembered too.
+    pub async fn derived<T, F>(&self, key: String, load: F) -> Option<Arc<T>>
+    where
+        T: Send + Sync + 'static,
+        F: std::future::Future<Output = Option<(T, usize)>>,
+    {
+        let value = self
+            .derived
+            .get_with(key, async move {
+                load.await.map(|(v, weight)| {
+                    let v: Arc<dyn Any + Send + Sync> = Arc::new(v);
+                    (v, weight.min(u32::MAX as usize) as u32)
+                })
+            })
+            .await?;
+        value.0.downcast::<T>().ok()
+    }
+
+    /// A text file for source context, by a key the caller chooses, loaded by `load` on a
+    /// miss (concurrent misses share one load; `load` builds the [`Text`] off the async
+    /// threads) and cached in memory with its line index.
+    /// `None` (nothing to load) is cached too, until evicted.
+    pub async fn text<F>(&self, key: String, load: F) -> Option<Arc<Text>>
+    where
+        F: std::future::Future<Output = Option<Text>>,
+    {
+        self.texts
+            .get_with(key, async move { load.await.map(Arc::new) })
+            .await
+    }
+}
+
+impl Disk {
     fn path_for(&self, key: &str) -> PathBuf {
         // Keys are made of [a-z0-9/-_.] by their builders; anything else is replaced.
         let safe: String = key
@@ -204,10 +293,8 @@ impl Caches {
         let tmp = crate::ingest::tmp_path(dir);
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, path)?;
-        let total = self
-            .disk_bytes
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed)
-            + bytes.len() as u64;
+        let total =
+            self.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed) + bytes.len() as u64;
         if total > self.quota {
             self.enforce_quota();
         }
@@ -216,7 +303,7 @@ impl Caches {
 
     /// Deletes least recently used cache files until the disk usage is under 90 % of the
     /// quota.
-    pub fn enforce_quota(&self) {
+    fn enforce_quota(&self) {
         let mut files = Vec::new();
         collect_files(&self.dir, &mut files);
         let mut total: u64 = files.iter().map(|(_, size, _)| size).sum();
@@ -232,44 +319,7 @@ impl Caches {
                 }
             }
         }
-        self.disk_bytes.store(total, Ordering::Relaxed);
-    }
-
-    /// Publishes cache sizes to the metrics registry.
-    pub fn report_sizes(&self) {
-        let m = crate::metrics::global();
-        m.cache_memory_bytes.set(
-            (self.memory.weighted_size()
-                + self.texts.weighted_size()
-                + self.line_indexes.weighted_size())
-            .min(i64::MAX as u64) as i64,
-        );
-        m.cache_disk_bytes
-            .set(self.disk_bytes.load(Ordering::Relaxed).min(i64::MAX as u64) as i64);
-    }
-
-    /// A text file for source context, by a key the caller chooses, loaded by `load` on a
-    /// miss (concurrent misses share one load) and cached in memory with its line index.
-    /// `None` (nothing to load) is cached too, until evicted.
-    pub async fn text<F>(&self, key: String, load: F) -> Option<Arc<Text>>
-    where
-        F: std::future::Future<Output = Option<String>>,
-    {
-        self.texts
-            .get_with(
-                key,
-                async move { load.await.map(|t| Arc::new(Text::new(t))) },
-            )
-            .await
-    }
-
-    /// The line index of source `id` embedded in the derived cache `key` (built on first use).
-    pub async fn line_index(&self, key: &str, id: u32, text: &str) -> Arc<crate::js::LineIndex> {
-        self.line_indexes
-            .get_with((key.to_owned(), id), async {
-                Arc::new(crate::js::LineIndex::new(text))
-            })
-            .await
+        self.bytes.store(total, Ordering::Relaxed);
     }
 }
 

@@ -101,8 +101,13 @@ impl Index {
                 })
                 .time_to_live(ttl)
                 .build(),
+            // Keyed by client-chosen IDs and pinning manifests: weighed in bytes.
             pointers: moka::future::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(memory / 8)
+                .weigher(|k: &(String, u64), v: &Arc<Vec<Arc<UploadManifest>>>| {
+                    (k.0.len() + 64 + v.iter().map(|m| manifest_weight(m) as usize).sum::<usize>())
+                        .min(u32::MAX as usize) as u32
+                })
                 .time_to_live(ttl)
                 .build(),
         }

@@ -85,16 +85,20 @@ fn spawn_maintenance(state: App) {
         tick.tick().await;
         loop {
             tick.tick().await;
-            clean_tmp(&state.config.tmp_dir(), Duration::from_secs(24 * 3600));
+            let tmp = state.config.tmp_dir();
+            let age = state.config.limits.upload_timeout;
+            let _ = tokio::task::spawn_blocking(move || clean_tmp(&tmp, age)).await;
             if let Err(e) = crate::app::sentry::expire(&state).await {
                 tracing::warn!(error = %e, "expiring sentry-cli chunks failed");
             }
-            state.caches.enforce_quota();
+            state.caches.enforce_quota().await;
         }
     });
 }
 
-/// Removes temporary files older than `age` (left behind by a crash mid-upload).
+/// Removes temporary files not modified for `age` (left behind by a crash mid-upload). With
+/// `age` = `limits.upload_timeout`, no request in flight (of this process or of another one
+/// over the same data directory, as in a rolling restart) can still be writing them.
 pub fn clean_tmp(dir: &std::path::Path, age: Duration) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -173,7 +177,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         path: tmp.clone(),
         source,
     })?;
-    clean_tmp(&tmp, Duration::ZERO);
+    clean_tmp(&tmp, config.limits.upload_timeout);
     let state = App::new(config.clone())?;
     let listener = TcpListener::bind(config.listen)
         .await

@@ -47,6 +47,11 @@ pub struct AppInner {
     pub native_resolutions: moka::future::Cache<String, Arc<symbolicate::native::ModuleResolution>>,
 }
 
+/// A moka weight: bytes, saturated.
+fn weight(bytes: usize) -> u32 {
+    bytes.min(u32::MAX as usize) as u32
+}
+
 /// The concurrency bound of each route group (see `http::routes`).
 pub struct GroupSlots {
     pub uploads: Arc<Semaphore>,
@@ -91,12 +96,22 @@ impl App {
             auth: Auth::new(&config.auth),
             validators: Semaphore::new(config.cache.build_workers.max(1)),
             slots: GroupSlots::new(&config),
+            // Keys hold client-chosen strings (URLs) of any length: both caches are weighed
+            // in bytes, within the memory budget, not counted in entries.
             js_resolutions: moka::future::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(config.cache.memory / 16)
+                .weigher(|k: &String, r: &Arc<symbolicate::js::Resolution>| {
+                    weight(k.len() + r.weight())
+                })
                 .time_to_live(config.cache.index_ttl)
                 .build(),
             native_resolutions: moka::future::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(config.cache.memory / 16)
+                .weigher(
+                    |k: &String, r: &Arc<symbolicate::native::ModuleResolution>| {
+                        weight(k.len() + r.weight())
+                    },
+                )
                 .time_to_live(config.cache.index_ttl)
                 .build(),
             store,

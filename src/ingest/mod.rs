@@ -131,6 +131,14 @@ impl Mapped {
     pub fn owned(bytes: Vec<u8>) -> Mapped {
         Mapped(MappedInner::Owned(bytes))
     }
+
+    /// Bytes held on the heap (a mapping's pages belong to the page cache, not to us).
+    pub fn heap_bytes(&self) -> usize {
+        match &self.0 {
+            MappedInner::Map(_) => 0,
+            MappedInner::Owned(v) => v.len(),
+        }
+    }
 }
 
 impl std::ops::Deref for Mapped {

@@ -426,6 +426,13 @@ impl<'a> JsCache<'a> {
         self.opt_string(self.source_record(source_id)?.content)
     }
 
+    /// Whether the map carries the content of source `source_id` (`sourcesContent`), without
+    /// reading it.
+    pub fn has_source_content(&self, source_id: u32) -> bool {
+        self.source_record(source_id)
+            .is_some_and(|r| r.content != NONE)
+    }
+
     /// Number of sources the map lists.
     pub fn source_count(&self) -> u32 {
         self.num_sources

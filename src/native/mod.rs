@@ -76,8 +76,10 @@ pub use cache::NativeCache;
 pub use detect::{
     debug_id_from_build_id, describe, dwo_debug_id, is_debug_file, DetectError, ObjectFacts,
 };
+#[cfg(test)]
 pub use sources::embedded_source;
 pub(crate) use sources::has_embedded_sources;
+pub use sources::{embedded_sources, source_key};
 
 /// Version of the cache format written by [`build_cache`]. A cache with another version is
 /// rejected by [`NativeCache::parse`]; the service rebuilds it from the debug file.

@@ -76,6 +76,7 @@ pub(crate) fn has_embedded_sources(data: &[u8]) -> bool {
 }
 
 /// The embedded source of `path` (as a lookup reports it), if the file has it.
+#[cfg(test)]
 pub fn embedded_source(data: &[u8], path: &str) -> Result<Option<String>, NativeError> {
     let want = clean_path(path);
     let mut found = None;
@@ -88,4 +89,24 @@ pub fn embedded_source(data: &[u8], path: &str) -> Result<Option<String>, Native
         }
     })?;
     Ok(found)
+}
+
+/// Every embedded source of the file, keyed by [`source_key`] of its path (first entry wins),
+/// read in one pass: the service derives this once per debug file, then looks paths up.
+pub fn embedded_sources(data: &[u8]) -> Result<Vec<(String, String)>, NativeError> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    each_embedded(data, |p, text| {
+        if seen.insert(p.to_owned()) {
+            out.push((p.to_owned(), text.to_owned()));
+        }
+        false
+    })?;
+    Ok(out)
+}
+
+/// The key under which a path's embedded source is found: the path cleaned as lookups
+/// report paths.
+pub fn source_key(path: &str) -> String {
+    clean_path(path).into_owned()
 }

@@ -21,8 +21,13 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &std::path::Path) -> Server {
+        Self::start_with_env(data_dir, &[])
+    }
+
+    fn start_with_env(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_tracemap"))
+            .envs(env.iter().copied())
             .args([
                 "serve",
                 "--listen",
@@ -163,8 +168,14 @@ async fn kill_9_during_a_large_upload_loses_nothing_stored_and_leaves_no_trace()
     server.kill9();
     // The client sees a broken connection; what matters is the server side, checked below.
     let _ = big.await;
+    // Another process's upload in flight over the same data directory (a rolling restart):
+    // its temp file is fresh and must survive this start.
+    std::thread::sleep(Duration::from_millis(1500));
+    let in_flight = tmp.join("other-process-upload.tmp");
+    std::fs::write(&in_flight, b"being written").unwrap();
 
-    let server = Server::start(dir.path());
+    // Temp files older than the upload time limit cannot belong to a request in flight.
+    let server = Server::start_with_env(dir.path(), &[("TRACEMAP_LIMITS__UPLOAD_TIMEOUT", "1s")]);
     let list: serde_json::Value = client
         .get(format!(
             "{}/api/v1/projects/web/releases/1.0/files",
@@ -216,16 +227,15 @@ async fn kill_9_during_a_large_upload_loses_nothing_stored_and_leaves_no_trace()
         .await
         .unwrap();
     assert_eq!(releases["releases"], serde_json::json!(["1.0"]));
-    // The half-received file was removed at start.
-    let leftovers: u64 = std::fs::read_dir(&tmp)
+    // The half-received file was removed at start; the fresh one of another process was not.
+    let leftovers: Vec<String> = std::fs::read_dir(&tmp)
         .map(|d| {
             d.flatten()
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
         })
-        .unwrap_or(0);
-    assert_eq!(leftovers, 0);
+        .unwrap_or_default();
+    assert_eq!(leftovers, vec!["other-process-upload.tmp".to_owned()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -91,18 +91,24 @@ impl ChunkRequest {
         if self.chunks > CHUNKS_PER_REQUEST {
             return Err(invalid("Too many chunks"));
         }
-        let data = match encoding {
-            ChunkEncoding::Gzip => Bytes::from(inflate_capped(&raw, CHUNK_SIZE)?),
-            ChunkEncoding::Raw => raw,
-        };
-        if data.len() as u64 > CHUNK_SIZE {
-            return Err(invalid("Chunk size too large"));
-        }
+        // Inflating and hashing up to 8 MiB is CPU work: off the async threads.
+        let (data, actual) = tokio::task::spawn_blocking(move || {
+            let data = match encoding {
+                ChunkEncoding::Gzip => Bytes::from(inflate_capped(&raw, CHUNK_SIZE)?),
+                ChunkEncoding::Raw => raw,
+            };
+            if data.len() as u64 > CHUNK_SIZE {
+                return Err(invalid("Chunk size too large"));
+            }
+            let actual = hex::encode(sha1::Sha1::digest(&data));
+            Ok((data, actual))
+        })
+        .await
+        .map_err(ApiError::internal)??;
         self.bytes += data.len() as u64;
         if self.bytes > MAX_REQUEST_SIZE {
             return Err(invalid("Request too large"));
         }
-        let actual = hex::encode(sha1::Sha1::digest(&data));
         if actual != name {
             return Err(invalid(format!(
                 "chunk {name} does not match its content (SHA-1 {actual})"

@@ -262,18 +262,12 @@ async fn apply_lookup(
     out.context_line = None;
     out.post_context = None;
     if context == ContextLines::Apply {
-        let ctx = match cache.source_by_id(loc.source_id) {
-            Some(text) => {
-                let lines = state
-                    .caches
-                    .line_index(&r.cache_key, loc.source_id, text)
-                    .await;
-                Some(lines.context(text, loc.line, loc.column, 5))
-            }
-            None => original_source(state, r, loc.abs_path)
-                .await
-                .map(|t| t.context(loc.line, loc.column)),
+        let text = if cache.has_source_content(loc.source_id) {
+            super::sources::map_source(state, &r.cache_key, &r.cache, loc.source_id).await
+        } else {
+            original_source(state, r, loc.abs_path).await
         };
+        let ctx = text.map(|t| t.context(loc.line, loc.column));
         match ctx {
             Some(ctx) => set_context(out, ctx),
             None => {

@@ -36,6 +36,16 @@ pub struct Resolution {
     pub(super) outcome: Result<Resolved, Failure>,
 }
 
+impl Resolution {
+    /// Bytes this resolution holds, for the resolution cache's byte budget.
+    pub fn weight(&self) -> usize {
+        256 + match &self.outcome {
+            Ok(r) => r.cache.heap_bytes() + r.cache_key.len() + r.sourcemap.len(),
+            Err(f) => f.diagnostic.len() + f.url.as_ref().map_or(0, String::len),
+        }
+    }
+}
+
 pub(super) struct Resolved {
     pub(super) cache: Arc<CacheBytes>,
     /// The derived cache's key (names per-source line indexes).

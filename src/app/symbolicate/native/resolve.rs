@@ -17,6 +17,16 @@ pub struct ModuleResolution {
     pub(super) outcome: Result<ResolvedModule, ModuleFailure>,
 }
 
+impl ModuleResolution {
+    /// Bytes this resolution holds, for the resolution cache's byte budget.
+    pub fn weight(&self) -> usize {
+        512 + match &self.outcome {
+            Ok(r) => r.cache.heap_bytes() + r.file.name.len() + r.source_bundles.len() * 64,
+            Err(f) => f.diagnostic.len(),
+        }
+    }
+}
+
 /// How a module's debug file was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum FoundBy {
