@@ -173,3 +173,55 @@ pub(crate) async fn read_part(
 
 /// Most bytes of a text part of a multipart upload (`url`, `header`, `dist`, …).
 pub(crate) const MAX_TEXT_PART_BYTES: u64 = 64 << 10;
+
+/// Bytes of a multipart body handed to the parser before it must hand out what it has.
+const MULTIPART_WINDOW: usize = 256 << 10;
+
+/// A multipart body that is parsed as it arrives. multer reads everything a body stream has
+/// ready before it hands out field data, so a fast client could make it buffer a whole
+/// oversize part; this body pauses every [`MULTIPART_WINDOW`] bytes, so parts reach their
+/// size checks after at most a window. Call only after authorising.
+pub(crate) async fn multipart(
+    request: Request,
+) -> Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection> {
+    use axum::extract::FromRequest;
+    let (parts, body) = request.into_parts();
+    let paced = Paced {
+        inner: Box::pin(body.into_data_stream()),
+        since_pause: 0,
+    };
+    axum::extract::Multipart::from_request(
+        Request::from_parts(parts, Body::from_stream(paced)),
+        &(),
+    )
+    .await
+}
+
+/// A stream that returns `Pending` (and wakes itself) after every window of bytes.
+struct Paced<S> {
+    inner: std::pin::Pin<Box<S>>,
+    since_pause: usize,
+}
+
+impl<S> futures::Stream for Paced<S>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, axum::Error>>,
+{
+    type Item = Result<bytes::Bytes, axum::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if self.since_pause >= MULTIPART_WINDOW {
+            self.since_pause = 0;
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        let polled = self.inner.as_mut().poll_next(cx);
+        if let std::task::Poll::Ready(Some(Ok(chunk))) = &polled {
+            self.since_pause += chunk.len();
+        }
+        polled
+    }
+}

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use axum::body::Body;
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,7 +14,7 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::routes::{Access, Group, Routes};
-use super::{read_json, read_part};
+use super::{multipart, read_json, read_part};
 
 use crate::app::sentry::assemble::{self, BundleAssemble, DifRequest};
 use crate::app::sentry::releases::{self, Created, ReleaseBody};
@@ -169,10 +169,12 @@ async fn chunk_upload(
     State(app): State<App>,
     Path(_org): Path<String>,
     headers: HeaderMap,
-    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    request: axum::extract::Request,
 ) -> ApiResult<StatusCode> {
     app.auth.check(&headers, Scope::Upload, None)?;
-    let mut multipart = multipart.map_err(super::upload::multipart_rejection)?;
+    let mut multipart = multipart(request)
+        .await
+        .map_err(super::upload::multipart_rejection)?;
     let mut request = ChunkRequest::default();
     let bad = |e: axum::extract::multipart::MultipartError| {
         ApiError::new(ErrorCode::InvalidMultipart, e.body_text())

@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
-use super::{read_part, MAX_TEXT_PART_BYTES};
+use super::{multipart, read_part, MAX_TEXT_PART_BYTES};
 use crate::app::uploads::catalog::{self, DebugFileFilter};
 use crate::app::uploads::js::{self, BundleOptions, FilePart};
 use crate::app::uploads::{debug_files, UploadResponse};
@@ -52,10 +52,10 @@ pub async fn release_files(
     Path((p, r)): Path<(String, String)>,
     Query(q): Query<FilesQuery>,
     headers: HeaderMap,
-    multipart: Result<Multipart, MultipartRejection>,
+    request: Request,
 ) -> ApiResult<Created> {
     let project = authorise(&app, &headers, Scope::Upload, &p)?;
-    let mut multipart = multipart.map_err(multipart_rejection)?;
+    let mut multipart = multipart(request).await.map_err(multipart_rejection)?;
     let release = Release::parse(&r)?;
     let tmp = app.config.tmp_dir();
     let limit = app.config.limits.max_file_bytes;

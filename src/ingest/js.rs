@@ -113,12 +113,42 @@ pub fn validate_sourcemap(
     };
     let map = sourcemap::decode_slice(bytes).map_err(|e| malformed(e.to_string()))?;
     let id = map.debug_id();
-    if let sourcemap::DecodedMap::Index(index) = &map {
-        if index.flatten().is_err() {
-            return Err(malformed("index map sections do not resolve".into()));
+    let regular = match &map {
+        sourcemap::DecodedMap::Regular(sm) => Some(std::borrow::Cow::Borrowed(sm)),
+        sourcemap::DecodedMap::Index(index) => {
+            Some(std::borrow::Cow::Owned(index.flatten().map_err(|_| {
+                malformed("index map sections do not resolve".into())
+            })?))
         }
+        sourcemap::DecodedMap::Hermes(hermes) => Some(std::borrow::Cow::Borrowed(&**hermes)),
+    };
+    if let Some(sm) = regular {
+        check_indices(&sm).map_err(malformed)?;
     }
     Ok(id)
+}
+
+/// Every segment names a source and a name that the map lists (the `sourcemap` crate keeps
+/// out-of-range indices, which would make every lookup at those positions fail).
+fn check_indices(sm: &sourcemap::SourceMap) -> Result<(), String> {
+    const NONE: u32 = !0;
+    let (sources, names) = (sm.get_source_count(), sm.get_name_count());
+    for (i, token) in sm.tokens().enumerate() {
+        let raw = token.get_raw_token();
+        if raw.src_id != NONE && raw.src_id >= sources {
+            return Err(format!(
+                "segment {i} names source {} but the map lists {sources}",
+                raw.src_id
+            ));
+        }
+        if raw.name_id != NONE && raw.name_id >= names {
+            return Err(format!(
+                "segment {i} names name {} but the map lists {names}",
+                raw.name_id
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
