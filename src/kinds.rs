@@ -63,6 +63,52 @@ impl DebugFileFormat {
     }
 }
 
+/// What an object inside a debug file is, as symbolic names it (plus split DWARF's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    /// An executable.
+    #[serde(rename = "exe")]
+    Executable,
+    /// A shared library.
+    #[serde(rename = "lib")]
+    Library,
+    /// A separate debug companion (`.debug`, dSYM, PDB, Breakpad).
+    #[serde(rename = "dbg")]
+    Debug,
+    /// A relocatable object file.
+    #[serde(rename = "rel")]
+    Relocatable,
+    /// A core dump.
+    Dump,
+    /// A source bundle.
+    #[serde(rename = "src")]
+    Sources,
+    /// A split DWARF unit.
+    Dwo,
+    /// A split DWARF package.
+    Dwp,
+    /// Anything else (also what older manifests recorded under a name we do not know).
+    #[serde(other)]
+    Other,
+}
+
+impl ObjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Executable => "exe",
+            ObjectKind::Library => "lib",
+            ObjectKind::Debug => "dbg",
+            ObjectKind::Relocatable => "rel",
+            ObjectKind::Dump => "dump",
+            ObjectKind::Sources => "src",
+            ObjectKind::Dwo => "dwo",
+            ObjectKind::Dwp => "dwp",
+            ObjectKind::Other => "other",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Features {
     pub symtab: bool,

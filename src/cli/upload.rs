@@ -539,7 +539,7 @@ pub fn check(path: &Path) -> anyhow::Result<()> {
     for o in objects {
         let mut fields = BTreeMap::new();
         fields.insert("kind", o.format.as_str().to_owned());
-        fields.insert("type", o.object_kind.clone());
+        fields.insert("type", o.object_kind.as_str().to_owned());
         fields.insert("arch", o.arch.clone());
         fields.insert(
             "debug_id",

@@ -11,7 +11,7 @@
 
 use symbolic::debuginfo::{Archive, FileFormat, Object};
 
-use crate::kinds::{DebugFileFormat, Features};
+use crate::kinds::{DebugFileFormat, Features, ObjectKind};
 
 use super::dwarf::{Names, PackageSections, Sections};
 use super::NativeError;
@@ -20,7 +20,7 @@ use super::NativeError;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObjectFacts {
     pub format: DebugFileFormat,
-    pub object_kind: String,
+    pub object_kind: ObjectKind,
     pub arch: String,
     pub debug_id: Option<debugid::DebugId>,
     pub code_id: Option<debugid::CodeId>,
@@ -130,7 +130,7 @@ fn object_facts(object: &Object<'_>, index: usize) -> Result<ObjectFacts, Detect
     };
     Ok(ObjectFacts {
         format,
-        object_kind: object.kind().name().to_owned(),
+        object_kind: object_kind(object.kind()),
         arch: object.arch().name().to_owned(),
         debug_id: Some(debug_id),
         code_id: object.code_id(),
@@ -178,7 +178,11 @@ fn split_dwarf(bytes: &[u8]) -> Option<Result<ObjectFacts, String>> {
             .ok_or_else(|| "no split compilation unit with a DWO ID".to_owned())?;
         Ok(ObjectFacts {
             format: DebugFileFormat::SplitDwarf,
-            object_kind: if is_package { "dwp" } else { "dwo" }.into(),
+            object_kind: if is_package {
+                ObjectKind::Dwp
+            } else {
+                ObjectKind::Dwo
+            },
             arch: format!("{:?}", file.architecture()).to_ascii_lowercase(),
             debug_id: Some(dwo_debug_id(first)),
             code_id: None,
@@ -253,4 +257,18 @@ fn unit_dwo_ids<R: gimli::Reader>(
         }
     }
     Ok(())
+}
+
+/// symbolic's object kind in our vocabulary.
+fn object_kind(kind: symbolic::debuginfo::ObjectKind) -> ObjectKind {
+    use symbolic::debuginfo::ObjectKind as K;
+    match kind {
+        K::Executable => ObjectKind::Executable,
+        K::Library => ObjectKind::Library,
+        K::Debug => ObjectKind::Debug,
+        K::Relocatable => ObjectKind::Relocatable,
+        K::Dump => ObjectKind::Dump,
+        K::Sources => ObjectKind::Sources,
+        _ => ObjectKind::Other,
+    }
 }

@@ -9,7 +9,7 @@ use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::Store;
-use crate::kinds::{ArtifactKind, DebugFileFormat, Features};
+use crate::kinds::{ArtifactKind, DebugFileFormat, Features, ObjectKind};
 use crate::types::{ArtifactUrl, Dist, ProjectId, Release, Sha256};
 
 /// The ID of one upload: a ULID, so IDs sort by time and "newest wins" is a comparison.
@@ -163,7 +163,7 @@ pub struct DebugFileEntry {
     pub size: u64,
     pub format: DebugFileFormat,
     /// `exe`, `dbg`, `lib`, `rel`, `src`, …
-    pub object_kind: String,
+    pub object_kind: ObjectKind,
     pub arch: String,
     pub debug_id: Option<debugid::DebugId>,
     pub code_id: Option<debugid::CodeId>,

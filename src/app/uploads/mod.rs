@@ -78,7 +78,7 @@ impl ArtifactView {
 pub struct DebugFileView {
     pub name: String,
     pub kind: &'static str,
-    pub object_kind: String,
+    pub object_kind: &'static str,
     pub arch: String,
     pub debug_id: Option<String>,
     pub code_id: Option<String>,
@@ -96,7 +96,7 @@ impl DebugFileView {
         DebugFileView {
             name: d.name.clone(),
             kind: d.format.as_str(),
-            object_kind: d.object_kind.clone(),
+            object_kind: d.object_kind.as_str(),
             arch: d.arch.clone(),
             debug_id: d.debug_id.map(|d| d.to_string()),
             code_id: d.code_id.as_ref().map(|c| c.to_string()),

@@ -55,7 +55,7 @@ fn describe_lists_dwo_ids_of_packages_units_and_skeletons() {
             .iter()
             .flat_map(|unit| {
                 let dwo = describe(&read(&format!("out/{name}-{unit}.dwo"))).expect("dwo");
-                assert_eq!(dwo[0].object_kind, "dwo");
+                assert_eq!(dwo[0].object_kind, crate::kinds::ObjectKind::Dwo);
                 assert_eq!(
                     dwo[0].debug_id,
                     Some(dwo_debug_id(

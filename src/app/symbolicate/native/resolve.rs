@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::app::App;
 use crate::caches::{BuildError, Built, CacheBytes};
-use crate::kinds::DebugFileFormat;
+use crate::kinds::{DebugFileFormat, ObjectKind};
 use crate::store::{DebugFileEntry, Store, UploadManifest};
 use crate::types::{ProjectId, Sha256};
 use crate::wire::{Addr, FrameStatus, ModuleFeatures, ModuleStatus, NativeModule};
@@ -285,7 +285,7 @@ async fn resolve_module_uncached(
         });
     };
     // A companion file gets the executable it belongs to, when uploaded.
-    let executable = if best.object_kind == "dbg"
+    let executable = if best.object_kind == ObjectKind::Debug
         || matches!(
             best.format,
             DebugFileFormat::Breakpad | DebugFileFormat::Pdb
@@ -297,7 +297,7 @@ async fn resolve_module_uncached(
                         c.format,
                         DebugFileFormat::Elf | DebugFileFormat::MachO | DebugFileFormat::Pe
                     )
-                    && c.object_kind != "dbg"
+                    && c.object_kind != ObjectKind::Debug
             })
             .cloned()
     } else {
