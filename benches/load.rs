@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use serde_json::{json, Value};
 
 const CONCURRENCY: usize = 8;
@@ -85,10 +86,27 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 async fn upload_js(client: &reqwest::Client, base: &str, name: &str) -> String {
+    upload_js_to(client, base, name, "1.0", 0).await
+}
+
+/// Uploads the bundle again under `release`, its map padded with `pad` trailing newlines:
+/// other bytes, so the upload builds its cache anew.
+async fn upload_js_as(client: &reqwest::Client, base: &str, name: &str, release: &str, pad: usize) {
+    upload_js_to(client, base, name, release, pad).await;
+}
+
+async fn upload_js_to(
+    client: &reqwest::Client,
+    base: &str,
+    name: &str,
+    release: &str,
+    pad: usize,
+) -> String {
     let o = json_fixture(&format!("js/oracle/{name}.json"));
     let url = o["url"].as_str().unwrap().to_owned();
     let js = fixture(&format!("js/{}", o["minified"].as_str().unwrap()));
-    let map = fixture(&format!("js/{}", o["map"].as_str().unwrap()));
+    let mut map = fixture(&format!("js/{}", o["map"].as_str().unwrap()));
+    map.extend(std::iter::repeat_n(b'\n', pad));
     let form = reqwest::multipart::Form::new()
         .text("url", url.clone())
         .part(
@@ -101,7 +119,9 @@ async fn upload_js(client: &reqwest::Client, base: &str, name: &str) -> String {
             reqwest::multipart::Part::bytes(map).file_name("app.min.js.map"),
         );
     let r = client
-        .post(format!("{base}/api/v1/projects/bench/releases/1.0/files"))
+        .post(format!(
+            "{base}/api/v1/projects/bench/releases/{release}/files"
+        ))
         .multipart(form)
         .send()
         .await
@@ -168,6 +188,14 @@ fn native_events(name: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// What a phase measured.
+struct Phase {
+    rps: f64,
+    p99_ms: f64,
+    /// Answers 503 (`busy`/`timeout`, which clients retry): counted, not failures.
+    shed: u64,
+}
+
 /// Drives `url` with CONCURRENCY clients for `secs`; returns requests per second. Every
 /// answer is checked for success, and JS/native answers for resolved frames.
 async fn drive(
@@ -177,6 +205,19 @@ async fn drive(
     secs: f64,
     check: &'static str,
 ) -> f64 {
+    drive_timed(client, url, bodies, secs, check).await.rps
+}
+
+/// [`drive`], also recording every request's latency (p99) and the 503s served.
+async fn drive_timed(
+    client: &reqwest::Client,
+    url: &str,
+    bodies: Arc<Vec<Vec<u8>>>,
+    secs: f64,
+    check: &'static str,
+) -> Phase {
+    let latencies = Arc::new(parking_lot::Mutex::new(Vec::<f64>::new()));
+    let shed = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let start = Instant::now();
@@ -186,9 +227,12 @@ async fn drive(
         let url = url.to_owned();
         let bodies = bodies.clone();
         let done = done.clone();
+        let latencies = latencies.clone();
+        let shed = shed.clone();
         tasks.push(tokio::spawn(async move {
             let mut i = w;
             while Instant::now() < deadline {
+                let sent = Instant::now();
                 let r = if bodies.is_empty() {
                     client.get(&url).send().await
                 } else {
@@ -200,8 +244,15 @@ async fn drive(
                         .await
                 };
                 let r = r.expect("request");
+                if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                    shed.fetch_add(1, Ordering::Relaxed);
+                    let _ = r.bytes().await;
+                    i += CONCURRENCY;
+                    continue;
+                }
                 assert!(r.status().is_success(), "{}", r.status());
                 let body = r.bytes().await.expect("body");
+                latencies.lock().push(sent.elapsed().as_secs_f64() * 1000.0);
                 if i % 64 == 0 && !check.is_empty() {
                     let text = String::from_utf8_lossy(&body);
                     assert!(
@@ -218,7 +269,37 @@ async fn drive(
     for t in tasks {
         t.await.unwrap();
     }
-    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+    let mut l = latencies.lock().clone();
+    l.sort_by(|a, b| a.total_cmp(b));
+    let p99_ms = l.get(l.len() * 99 / 100).copied().unwrap_or(0.0);
+    Phase {
+        rps: done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64(),
+        p99_ms,
+        shed: shed.load(Ordering::Relaxed),
+    }
+}
+
+/// Uploads `gib` GiB as one release file, generated on the fly (a CI pipeline's big upload).
+async fn big_upload(client: reqwest::Client, base: String, gib: u64) -> reqwest::StatusCode {
+    const CHUNK: usize = 1 << 20;
+    let chunks = gib * 1024;
+    let stream = futures::stream::iter(0..chunks)
+        .map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'x'; CHUNK])));
+    let part = reqwest::multipart::Part::stream_with_length(
+        reqwest::Body::wrap_stream(stream),
+        chunks * CHUNK as u64,
+    )
+    .file_name("big.js");
+    let form = reqwest::multipart::Form::new()
+        .text("url", "~/big.js")
+        .part("file", part);
+    client
+        .post(format!("{base}/api/v1/projects/bench/releases/big/files"))
+        .multipart(form)
+        .send()
+        .await
+        .map(|r| r.status())
+        .unwrap_or(reqwest::StatusCode::BAD_GATEWAY)
 }
 
 fn main() {
@@ -249,9 +330,26 @@ fn main() {
         drive(&client, &native_endpoint, native.clone(), 1.0, "\"status\":\"symbolicated\"").await;
 
         let health = drive(&client, &format!("{}/healthz", server.base), Arc::new(Vec::new()), secs, "").await;
-        let large = drive(&client, &js_endpoint, js_large, secs, "\"symbolicated\":true").await;
+        let large = drive(&client, &js_endpoint, js_large.clone(), secs, "\"symbolicated\":true").await;
         let small = drive(&client, &js_endpoint, js_small, secs, "\"symbolicated\":true").await;
         let nat = drive(&client, &native_endpoint, native, secs, "\"status\":\"symbolicated\"").await;
+        // Overload: symbolicate latency alone, then under a 2 GiB upload plus cache builds
+        // (the large map uploaded again under new releases, which rebuilds nothing, and the
+        // small one under a fresh debug ID, which builds).
+        let idle = drive_timed(&client, &js_endpoint, js_large.clone(), secs, "\"symbolicated\":true").await;
+        let upload = tokio::spawn(big_upload(client.clone(), server.base.clone(), 2));
+        let rebuild = {
+            let client = client.clone();
+            let base = server.base.clone();
+            tokio::spawn(async move {
+                for i in 0..3 {
+                    upload_js_as(&client, &base, "large", &format!("rebuild-{i}"), i + 1).await;
+                }
+            })
+        };
+        let busy = drive_timed(&client, &js_endpoint, js_large.clone(), secs, "\"symbolicated\":true").await;
+        let upload_status = upload.await.unwrap();
+        rebuild.await.unwrap();
         let rss = rss_kib(server.child.id());
         println!("load benchmark: {CONCURRENCY} concurrent clients, {FRAMES_PER_EVENT}-frame events, {secs}s per phase, client and server on this machine ({} CPUs)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
         println!("{:<34} {:>12} {:>14} {:>12}", "phase", "requests/s", "frames/s", "vs /healthz");
@@ -261,5 +359,14 @@ fn main() {
         }
         println!("JS large/small request cost ratio: {:.2} (1.00 = flat in bundle size)", small / large);
         println!("server RSS after the run: {} MiB", rss / 1024);
+        println!(
+            "overload: JS p99 idle {:.1} ms, under a 2 GiB upload + cache builds {:.1} ms (ratio {:.2}); {} and {} answers 503; upload answered {}",
+            idle.p99_ms,
+            busy.p99_ms,
+            busy.p99_ms / idle.p99_ms.max(0.001),
+            idle.shed,
+            busy.shed,
+            upload_status
+        );
     });
 }
