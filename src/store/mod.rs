@@ -483,6 +483,22 @@ mod tests {
     use crate::config::Secret;
 
     #[test]
+    fn upload_ids_made_in_one_millisecond_still_order_by_arrival() {
+        let ids: Vec<UploadId> = (0..10_000).map(|_| UploadId::new()).collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "upload IDs are not strictly increasing"
+        );
+        // Thousands of IDs share a millisecond here, so the test shows the random part is
+        // not what orders them.
+        let same_ms = ids
+            .windows(2)
+            .filter(|w| w[0].0.timestamp_ms() == w[1].0.timestamp_ms())
+            .count();
+        assert!(same_ms > 100, "only {same_ms} pairs shared a millisecond");
+    }
+
+    #[test]
     fn s3_compatible_stores_are_configured_by_url_and_options() {
         let mut config = Config::default();
         config.store.url = Some("s3://tracemap-artifacts/prod".into());

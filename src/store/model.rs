@@ -13,13 +13,28 @@ use crate::kinds::{ArtifactKind, DebugFileFormat, Features, ObjectKind};
 use crate::types::{ArtifactUrl, Dist, ProjectId, Release, Sha256};
 
 /// The ID of one upload: a ULID, so IDs sort by time and "newest wins" is a comparison.
+///
+/// Within a process IDs are strictly increasing (a monotonic generator: two uploads in the
+/// same millisecond still order by arrival). Across replicas the order is the ULIDs' order:
+/// the millisecond each replica's clock gave, then the random part; replicas should keep
+/// their clocks in sync (NTP), and uploads of one URL less than the clock skew apart may
+/// order either way, the same way on every replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct UploadId(pub ulid::Ulid);
 
 impl UploadId {
     pub fn new() -> Self {
-        UploadId(ulid::Ulid::new())
+        static GENERATOR: std::sync::OnceLock<parking_lot::Mutex<ulid::Generator>> =
+            std::sync::OnceLock::new();
+        let generator = GENERATOR.get_or_init(|| parking_lot::Mutex::new(ulid::Generator::new()));
+        // The generator fails only when 2^80 IDs were made in one millisecond; then a fresh
+        // ULID (next millisecond's) is still unique.
+        let id = generator
+            .lock()
+            .generate()
+            .unwrap_or_else(|_| ulid::Ulid::new());
+        UploadId(id)
     }
 }
 
@@ -77,6 +92,17 @@ pub struct UploadManifest {
     /// URLs this upload removes from its release (newest wins, like any other entry).
     #[serde(default)]
     pub deleted_urls: Vec<ArtifactUrl>,
+    /// Artifacts this upload removes from debug-ID lookups: older uploads' artifacts of that
+    /// kind and debug ID are no longer found by it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted_debug_ids: Vec<DeletedDebugId>,
+}
+
+/// A tombstone for debug-ID lookups of one kind of artifact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedDebugId {
+    pub debug_id: debugid::DebugId,
+    pub kind: ArtifactKind,
 }
 
 impl UploadManifest {
@@ -91,6 +117,7 @@ impl UploadManifest {
             artifacts: Vec::new(),
             debug_files: Vec::new(),
             deleted_urls: Vec::new(),
+            deleted_debug_ids: Vec::new(),
         }
     }
 
@@ -105,6 +132,7 @@ impl UploadManifest {
             .iter()
             .filter_map(|a| a.debug_id)
             .chain(self.debug_files.iter().filter_map(|d| d.debug_id))
+            .chain(self.deleted_debug_ids.iter().map(|d| d.debug_id))
             .collect();
         debug_ids.sort();
         debug_ids.dedup();

@@ -478,3 +478,64 @@ async fn sweep_keeps_what_live_uploads_reference() {
         b"a\n"
     );
 }
+
+#[tokio::test]
+async fn a_deleted_source_map_is_no_longer_found_by_its_debug_id() {
+    let app = TestApp::new();
+    let id = "5a1f0c2e-9b7d-4c3a-8e21-0f6d2b9c4a77";
+    app.upload_release(
+        "web",
+        "1.0",
+        None,
+        &[
+            (
+                "~/app.js",
+                format!("boom();\n//# debugId={id}\n").as_bytes(),
+            ),
+            ("~/app.js.map", &tiny_map(Some(id))),
+        ],
+    )
+    .await
+    .ok();
+    let event = serde_json::json!({
+        "modules": [{"type": "sourcemap", "code_file": "/srv/app.js", "debug_id": id}],
+        "stacktraces": [{"frames": [{"abs_path": "/srv/app.js", "lineno": 1, "colno": 1}]}],
+    });
+    let before = app.js("web", &event).await;
+    assert_eq!(
+        before["stacktraces"][0]["frames"][0]["data"]["symbolicated"], true,
+        "{before}"
+    );
+    let list = app
+        .get("/api/v1/projects/web/releases/1.0/files")
+        .await
+        .json();
+    let map = list["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["url"] == "~/app.js.map")
+        .unwrap()["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .delete(&format!("/api/v1/projects/web/releases/1.0/files/{map}"))
+        .await;
+    assert_eq!(r.status, 204);
+    let after = app.js("web", &event).await;
+    assert_eq!(
+        after["stacktraces"][0]["frames"][0]["data"]["symbolicated"], false,
+        "the deleted map still resolves through its debug ID: {after}"
+    );
+    assert_eq!(after["errors"][0]["type"], "missing_sourcemap", "{after}");
+    // A new upload with the same debug ID is found again (it is newer than the deletion).
+    app.upload_release("web", "1.1", None, &[("~/app.js.map", &tiny_map(Some(id)))])
+        .await
+        .ok();
+    let again = app.js("web", &event).await;
+    assert_eq!(
+        again["stacktraces"][0]["frames"][0]["data"]["symbolicated"], true,
+        "{again}"
+    );
+}

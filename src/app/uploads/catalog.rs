@@ -10,7 +10,7 @@ use super::{ArtifactView, DebugFileView};
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::index::IndexedArtifact;
-use crate::store::{DebugFileEntry, Store, UploadId, UploadManifest, UploadSource};
+use crate::store::{DebugFileEntry, DeletedDebugId, Store, UploadId, UploadManifest, UploadSource};
 use crate::types::{Dist, ProjectId, Release};
 
 /// The release names of a project.
@@ -130,6 +130,12 @@ pub async fn delete_release_file(
     manifest.release = Some(release.clone());
     manifest.dist = artifact.dist.clone();
     manifest.deleted_urls.push(artifact.entry.url.clone());
+    if let Some(debug_id) = artifact.entry.debug_id {
+        manifest.deleted_debug_ids.push(DeletedDebugId {
+            debug_id,
+            kind: artifact.entry.kind,
+        });
+    }
     app.store.commit_upload(&manifest).await?;
     app.index.invalidate(project);
     Ok(())

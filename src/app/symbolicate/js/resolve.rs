@@ -11,7 +11,7 @@ use crate::caches::{BuildError, Built, CacheBytes};
 use crate::index::ReleaseIndex;
 use crate::js::{resolve_url, url_candidates};
 use crate::kinds::ArtifactKind;
-use crate::store::{ArtifactEntry, Store, UploadManifest};
+use crate::store::{ArtifactEntry, DeletedDebugId, Store, UploadManifest};
 use crate::types::{ArtifactUrl, Dist, ProjectId, Release, Sha256};
 use crate::wire::JsErrorKind;
 
@@ -369,13 +369,19 @@ impl Lookup<'_> {
             .by_debug_id(self.project, &id)
             .await
             .map_err(|e| fail(JsErrorKind::MissingSourcemap, format!("store error: {e}")))?;
+        // Newest first, up to the newest deletion of that kind of artifact with this ID.
         let find = |kind: ArtifactKind| {
-            manifests.iter().rev().find_map(|m: &Arc<UploadManifest>| {
-                m.artifacts
-                    .iter()
-                    .find(|a| a.debug_id == Some(id) && a.kind == kind)
-                    .cloned()
-            })
+            let tombstone = DeletedDebugId { debug_id: id, kind };
+            manifests
+                .iter()
+                .rev()
+                .take_while(|m| !m.deleted_debug_ids.contains(&tombstone))
+                .find_map(|m: &Arc<UploadManifest>| {
+                    m.artifacts
+                        .iter()
+                        .find(|a| a.debug_id == Some(id) && a.kind == kind)
+                        .cloned()
+                })
         };
         let Some(map) = find(ArtifactKind::SourceMap) else {
             return Ok(None);
