@@ -43,8 +43,13 @@ pub enum Outcome {
     AlreadyInjected,
 }
 
-/// Injects one file (and its map, when found next to it or by `sourceMappingURL`).
-pub fn inject_file(js_path: &Path, mode: Mode) -> anyhow::Result<Outcome> {
+/// Injects one file (and its map, when found next to it or by `sourceMappingURL`, inside
+/// `root`: a map reference that leads outside the build directory is not followed).
+///
+/// Crash safety: the map is written first, then the file. The ID is derived from the file's
+/// content, so a run interrupted between the two writes finds, on the next run, a map that
+/// already carries this ID: it is not shifted a second time.
+pub fn inject_file(js_path: &Path, root: &Path, mode: Mode) -> anyhow::Result<Outcome> {
     let content =
         std::fs::read(js_path).with_context(|| format!("reading {}", js_path.display()))?;
     let comments = crate::js::scan_magic_comments(&content);
@@ -62,7 +67,8 @@ pub fn inject_file(js_path: &Path, mode: Mode) -> anyhow::Result<Outcome> {
             .map(|d| d.join(u.split(['?', '#']).next().unwrap_or(u))),
         None => Some(PathBuf::from(format!("{}.map", js_path.display()))),
     }
-    .filter(|p| p.is_file());
+    .filter(|p| p.is_file())
+    .filter(|p| inside(p, root));
     // Without a map file the snippet goes at the end (as sentry-cli does), so no line that
     // an inline map describes moves.
     let with_snippet = map_path.is_some();
@@ -96,12 +102,16 @@ pub fn inject_file(js_path: &Path, mode: Mode) -> anyhow::Result<Outcome> {
             std::fs::read(map_path).with_context(|| format!("reading {}", map_path.display()))?;
         let mut map: serde_json::Value = serde_json::from_slice(&raw)
             .with_context(|| format!("{} is not JSON", map_path.display()))?;
-        shift_map(&mut map, insert_line);
-        if let Some(obj) = map.as_object_mut() {
-            obj.insert("debugId".into(), serde_json::Value::String(id.clone()));
-        }
-        if mode == Mode::Write {
-            write_atomic(map_path, serde_json::to_string(&map)?.as_bytes())?;
+        // Already done by a run that stopped before it rewrote the file.
+        let done = map.get("debugId").and_then(|v| v.as_str()) == Some(id.as_str());
+        if !done {
+            shift_map(&mut map, insert_line);
+            if let Some(obj) = map.as_object_mut() {
+                obj.insert("debugId".into(), serde_json::Value::String(id.clone()));
+            }
+            if mode == Mode::Write {
+                write_atomic(map_path, serde_json::to_string(&map)?.as_bytes())?;
+            }
         }
     }
     if mode == Mode::Write {
@@ -131,6 +141,14 @@ fn shift_map(map: &mut serde_json::Value, line: usize) {
     }
 }
 
+/// Whether `path` lies inside `root` (both resolved, so `..` and links cannot lead out).
+fn inside(path: &Path, root: &Path) -> bool {
+    match (path.canonicalize(), root.canonicalize()) {
+        (Ok(p), Ok(r)) => p.starts_with(r),
+        _ => false,
+    }
+}
+
 fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(".{}.tracemap-tmp", ulid::Ulid::new()));
@@ -150,7 +168,7 @@ pub fn run(dir: &Path, mode: Mode) -> anyhow::Result<()> {
         {
             continue;
         }
-        match inject_file(entry.path(), mode)? {
+        match inject_file(entry.path(), dir, mode)? {
             Outcome::Injected { id, map } => {
                 injected += 1;
                 println!(
@@ -193,12 +211,12 @@ mod tests {
             r#"{"version":3,"sources":["a.js"],"names":[],"mappings":"AAAA"}"#,
         )
         .unwrap();
-        let first = inject_file(&js, Mode::Write).unwrap();
+        let first = inject_file(&js, dir.path(), Mode::Write).unwrap();
         let Outcome::Injected { id, .. } = first else {
             panic!("not injected")
         };
         assert_eq!(
-            inject_file(&js, Mode::Write).unwrap(),
+            inject_file(&js, dir.path(), Mode::Write).unwrap(),
             Outcome::AlreadyInjected
         );
         let text = std::fs::read_to_string(&js).unwrap();
@@ -212,5 +230,46 @@ mod tests {
                 .to_string(),
             id
         );
+    }
+
+    #[test]
+    fn a_run_interrupted_after_the_map_was_written_does_not_shift_it_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let js = dir.path().join("app.js");
+        let map = dir.path().join("app.js.map");
+        let source = "a();\n//# sourceMappingURL=app.js.map\n";
+        std::fs::write(&js, source).unwrap();
+        std::fs::write(
+            &map,
+            r#"{"version":3,"sources":["a.js"],"names":[],"mappings":"AAAA"}"#,
+        )
+        .unwrap();
+        inject_file(&js, dir.path(), Mode::Write).unwrap();
+        // The crash: the map was rewritten, the file was not.
+        std::fs::write(&js, source).unwrap();
+        inject_file(&js, dir.path(), Mode::Write).unwrap();
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&map).unwrap()).unwrap();
+        assert_eq!(m["mappings"], ";AAAA", "shifted twice");
+    }
+
+    #[test]
+    fn a_map_reference_leading_out_of_the_build_directory_is_not_followed() {
+        let outside = tempfile::tempdir().unwrap();
+        let build = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim.map");
+        let original = r#"{"version":3,"sources":["a.js"],"names":[],"mappings":"AAAA"}"#;
+        std::fs::write(&victim, original).unwrap();
+        let js = build.path().join("app.js");
+        std::fs::write(
+            &js,
+            format!("a();\n//# sourceMappingURL={}\n", victim.display()),
+        )
+        .unwrap();
+        let Outcome::Injected { map, .. } = inject_file(&js, build.path(), Mode::Write).unwrap()
+        else {
+            panic!("not injected")
+        };
+        assert_eq!(map, None);
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), original);
     }
 }
