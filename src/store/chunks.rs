@@ -9,6 +9,10 @@ use object_store::path::Path;
 
 use super::{cutoff, Store, StoreError};
 
+/// How long chunks are kept (as sentry-cli expects: it may upload chunks and assemble them
+/// much later). Sweeps never remove younger chunks, whatever their grace period.
+pub const CHUNK_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// The key of a chunk. `sha1` must be 40 lowercase hex digits (checked by the caller).
 fn chunk_key(sha1: &str) -> Path {
     let fan_out = sha1.get(..2).unwrap_or("00");

@@ -37,6 +37,7 @@ use object_store::path::{Path, PathPart};
 use object_store::{ObjectStore, PutPayload, WriteMultipart};
 use tokio::io::AsyncReadExt;
 
+pub use chunks::CHUNK_TTL;
 pub use model::*;
 pub use sweep::SweepReport;
 

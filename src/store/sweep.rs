@@ -23,7 +23,8 @@ pub struct SweepReport {
     pub blobs_live: usize,
     pub blobs_deleted: usize,
     pub bytes_freed: u64,
-    /// sentry-cli chunks older than the grace period (assembled or abandoned).
+    /// sentry-cli chunks older than their time to live (24 h) or the grace period, whichever
+    /// is longer.
     pub chunks_deleted: usize,
 }
 
@@ -90,6 +91,7 @@ pub(super) async fn run(store: &Store, grace: Duration) -> Result<SweepReport, S
             report.bytes_freed += meta.size;
         }
     }
-    report.chunks_deleted = store.expire_chunks(grace).await?;
+    // Chunks live by their own time to live, never shorter than the grace period.
+    report.chunks_deleted = store.expire_chunks(grace.max(super::CHUNK_TTL)).await?;
     Ok(report)
 }

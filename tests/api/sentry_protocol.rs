@@ -251,7 +251,8 @@ async fn debug_file_assemble_answers_with_the_same_keys_and_a_dif() {
         .ok()
         .json();
     assert_eq!(list["debug_files"].as_array().unwrap().len(), 1);
-    // Sweeping with no grace expires chunks nobody needs any more.
+    // Sweeping, even with no grace, keeps chunks for their advertised 24 hours (sentry-cli
+    // may assemble them much later); they expire after that.
     let report = app
         .send(req(
             Method::POST,
@@ -262,5 +263,79 @@ async fn debug_file_assemble_answers_with_the_same_keys_and_a_dif() {
         .await
         .ok()
         .json();
-    assert!(report["chunks_deleted"].as_u64().unwrap() >= 1, "{report}");
+    assert_eq!(report["chunks_deleted"], 0, "{report}");
+    assert_eq!(
+        app.state
+            .store
+            .expire_chunks(std::time::Duration::ZERO)
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+/// An `ok` state holds only while what it committed is still there: after the release is
+/// deleted, the same assemble call commits the file again instead of answering `ok` with
+/// nothing behind it.
+#[tokio::test]
+async fn assembling_again_after_a_delete_commits_again() {
+    let app = TestApp::new();
+    let b = bundle();
+    let sum = sha1_hex(&b);
+    post_chunks(&app, &[("file", &sum, b.clone())]).await.ok();
+    let chunks = vec![sum.clone()];
+    assert_eq!(wait_for(&app, &sum, &chunks).await["state"], "ok");
+    assert_eq!(
+        app.delete("/api/v1/projects/web/releases/1.0").await.status,
+        204
+    );
+    let again = assemble(&app, &sum, &chunks).await;
+    assert_ne!(
+        again["state"], "ok",
+        "answered ok for a deleted upload: {again}"
+    );
+    assert_eq!(wait_for(&app, &sum, &chunks).await["state"], "ok");
+    let files = app
+        .get("/api/v1/projects/web/releases/1.0/files")
+        .await
+        .ok()
+        .json();
+    assert_eq!(files["files"].as_array().map(Vec::len), Some(2), "{files}");
+}
+
+/// A `created`/`assembling` state that nobody refreshes (its process died, on whichever
+/// replica) is restarted by the next call.
+#[tokio::test]
+async fn a_stalled_assembly_of_another_process_is_restarted() {
+    let app = TestApp::new();
+    let b = bundle();
+    let sum = sha1_hex(&b);
+    post_chunks(&app, &[("file", &sum, b.clone())]).await.ok();
+    // What a replica that died mid-assembly left behind, two minutes ago.
+    let key =
+        object_store::path::Path::from(format!("sentry/assemble/bundle/p.web/{sum}/{sum}.json"));
+    let old = (chrono::Utc::now() - chrono::Duration::seconds(120)).to_rfc3339();
+    app.state
+        .store
+        .put_json(&key, &json!({"state": "assembling", "updated_at": old}))
+        .await
+        .unwrap();
+    let chunks = vec![sum.clone()];
+    assert_eq!(wait_for(&app, &sum, &chunks).await["state"], "ok");
+    // A fresh one (the other replica is alive) is left alone.
+    let other = format!("{:040x}", 7);
+    let key = object_store::path::Path::from(format!(
+        "sentry/assemble/bundle/p.web/{other}/{other}.json"
+    ));
+    app.state
+        .store
+        .put_json(
+            &key,
+            &json!({"state": "assembling", "updated_at": chrono::Utc::now().to_rfc3339()}),
+        )
+        .await
+        .unwrap();
+    post_chunks(&app, &[("file", &other, Vec::new())]).await;
+    let v = assemble(&app, &other, &[other.clone()]).await;
+    assert_eq!(v["state"], "assembling", "{v}");
 }

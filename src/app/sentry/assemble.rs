@@ -57,7 +57,70 @@ struct StoredState {
     /// For debug files: the `dif` object sentry-cli prints.
     #[serde(default)]
     dif: Option<serde_json::Value>,
+    /// For `ok`: store keys of pointers that make the committed uploads findable. When one
+    /// is gone (the release or file was deleted, or swept), the state no longer holds and
+    /// the file is assembled again.
+    #[serde(default)]
+    committed: Vec<String>,
+    /// Written when the state is set and, while assembling, every [`HEARTBEAT`]: a
+    /// `created`/`assembling` state not refreshed for [`STALLED_AFTER`] was left by a
+    /// process that died, on whichever replica.
     updated_at: String,
+}
+
+/// How often a running assembly refreshes its state.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
+/// How old an unrefreshed `created`/`assembling` state must be to count as stalled.
+const STALLED_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What an assembly committed.
+pub(super) struct Committed {
+    dif: Option<serde_json::Value>,
+    pointers: Vec<String>,
+}
+
+/// Why an assembly failed, and whether trying again may succeed.
+pub(super) struct JobError {
+    detail: String,
+    /// The store or local disk failed: the state is not kept, the next call tries again.
+    transient: bool,
+}
+
+impl JobError {
+    fn transient(e: impl std::fmt::Display) -> Self {
+        JobError {
+            detail: e.to_string(),
+            transient: true,
+        }
+    }
+}
+
+impl From<ApiError> for JobError {
+    fn from(e: ApiError) -> Self {
+        let transient = e.status().is_server_error();
+        JobError {
+            detail: e.to_string(),
+            transient,
+        }
+    }
+}
+
+impl From<&str> for JobError {
+    fn from(e: &str) -> Self {
+        JobError {
+            detail: e.to_owned(),
+            transient: false,
+        }
+    }
+}
+
+impl From<String> for JobError {
+    fn from(detail: String) -> Self {
+        JobError {
+            detail,
+            transient: false,
+        }
+    }
 }
 
 impl StoredState {
@@ -66,6 +129,7 @@ impl StoredState {
             state,
             detail: None,
             dif: None,
+            committed: Vec::new(),
             updated_at: now_rfc3339(),
         }
     }
@@ -159,15 +223,13 @@ async fn step<F, Fut>(
 ) -> ApiResult<serde_json::Value>
 where
     F: FnOnce(tempfile::TempPath) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<Option<serde_json::Value>, String>> + Send,
+    Fut: std::future::Future<Output = Result<Committed, JobError>> + Send,
 {
     let missing = missing_chunks(&app.store, chunks).await?;
     let key = state_key(kind, &owner, checksum);
     let stored: Option<StoredState> = app.store.get_json(&key).await?;
     if let Some(s) = &stored {
-        let stalled = matches!(s.state, AssembleState::Created | AssembleState::Assembling)
-            && !running().lock().contains(key.as_ref());
-        if !stalled && s.state != AssembleState::NotFound {
+        if still_holds(app, s, &key).await? {
             return Ok(state_json(s, Vec::new()));
         }
     }
@@ -193,16 +255,38 @@ where
     let chunks = chunks.to_vec();
     let checksum = checksum.to_owned();
     tokio::spawn(async move {
+        let heartbeat = {
+            let (app, key) = (app2.clone(), key.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(HEARTBEAT).await;
+                    let beat = StoredState::new(AssembleState::Assembling);
+                    if let Err(e) = app.store.put_json(&key, &beat).await {
+                        tracing::warn!(error = %e, "cannot refresh assemble state");
+                    }
+                }
+            })
+        };
         let result = run(&app2, &key, &checksum, &chunks, job).await;
+        heartbeat.abort();
         let final_state = match result {
-            Ok(dif) => StoredState {
-                dif,
+            Ok(committed) => StoredState {
+                dif: committed.dif,
+                committed: committed.pointers,
                 ..StoredState::new(AssembleState::Ok)
             },
-            Err(detail) => {
-                tracing::warn!(checksum, %detail, "sentry-cli assemble failed");
+            Err(e) if e.transient => {
+                // Not a property of the file: the next call tries again.
+                tracing::warn!(checksum, detail = %e.detail, "sentry-cli assemble failed; will retry");
                 StoredState {
-                    detail: Some(detail),
+                    detail: Some(format!("{}; the next request tries again", e.detail)),
+                    ..StoredState::new(AssembleState::NotFound)
+                }
+            }
+            Err(e) => {
+                tracing::warn!(checksum, detail = %e.detail, "sentry-cli assemble failed");
+                StoredState {
+                    detail: Some(e.detail),
                     ..StoredState::new(AssembleState::Error)
                 }
             }
@@ -215,6 +299,37 @@ where
     Ok(state_json(&created, Vec::new()))
 }
 
+/// Whether a stored state answers the call: `created`/`assembling` while it is refreshed
+/// (or running here), `ok` while what it committed is still findable, `error` always.
+async fn still_holds(app: &App, s: &StoredState, key: &Key) -> ApiResult<bool> {
+    Ok(match s.state {
+        AssembleState::NotFound => false,
+        AssembleState::Error => true,
+        AssembleState::Created | AssembleState::Assembling => {
+            running().lock().contains(key.as_ref()) || !stale(&s.updated_at)
+        }
+        AssembleState::Ok => {
+            for pointer in &s.committed {
+                if !app.store.exists(&Key::from(pointer.as_str())).await? {
+                    return Ok(false);
+                }
+            }
+            true
+        }
+    })
+}
+
+/// Whether an RFC 3339 time is older than [`STALLED_AFTER`] (or unreadable).
+fn stale(updated_at: &str) -> bool {
+    match chrono::DateTime::parse_from_rfc3339(updated_at) {
+        Ok(t) => {
+            let age = chrono::Utc::now().signed_duration_since(t);
+            age.to_std().is_ok_and(|age| age > STALLED_AFTER)
+        }
+        Err(_) => true,
+    }
+}
+
 /// Concatenates the chunks into a local file, checks the whole file's SHA-1, runs `job`.
 async fn run<F, Fut>(
     app: &App,
@@ -222,42 +337,40 @@ async fn run<F, Fut>(
     checksum: &str,
     chunks: &[String],
     job: F,
-) -> Result<Option<serde_json::Value>, String>
+) -> Result<Committed, JobError>
 where
     F: FnOnce(tempfile::TempPath) -> Fut,
-    Fut: std::future::Future<Output = Result<Option<serde_json::Value>, String>>,
+    Fut: std::future::Future<Output = Result<Committed, JobError>>,
 {
     app.store
         .put_json(key, &StoredState::new(AssembleState::Assembling))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(JobError::transient)?;
     let tmp = app.config.tmp_dir();
     let mut writer =
         ingest::HashingWriter::new(&tmp, app.config.limits.max_file_bytes, "assembled file")
-            .map_err(|e| e.to_string())?;
+            .map_err(JobError::transient)?;
     let mut sha1 = sha1::Sha1::new();
     for c in chunks {
         let bytes = app
             .store
             .get_chunk(c)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(JobError::transient)?
             .ok_or_else(|| format!("chunk {c} expired before assembly"))?;
         sha1.update(&bytes);
-        writer.push(&bytes).map_err(|e| e.to_string())?;
+        // Over the file limit is the file's fault; a full disk is not.
+        writer.push(&bytes).map_err(|e| match e {
+            ingest::IngestError::TooLarge { .. } => JobError::from(e.to_string()),
+            other => JobError::transient(other),
+        })?;
     }
     let actual = hex::encode(sha1.finalize());
     if actual != checksum {
-        return Err(format!(
-            "assembled file has SHA-1 {actual}, expected {checksum}"
-        ));
+        return Err(format!("assembled file has SHA-1 {actual}, expected {checksum}").into());
     }
-    let file = writer.finish().map_err(|e| e.to_string())?;
+    let file = writer.finish().map_err(JobError::transient)?;
     job(file.path).await
-}
-
-fn text(e: ApiError) -> String {
-    e.to_string()
 }
 
 /// An artifact-bundle assemble request (3.x `artifactbundle/assemble`, or 2.x release
@@ -296,7 +409,7 @@ pub async fn bundle(app: &App, req: BundleAssemble) -> ApiResult<serde_json::Val
     };
     let job_app = app.clone();
     let job = move |path: tempfile::TempPath| async move {
-        let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+        let size = std::fs::metadata(&path).map_err(JobError::transient)?.len();
         let zip = ingest::TempFile {
             sha256: crate::types::Sha256::from_digest(&[0; 32]),
             size,
@@ -328,12 +441,10 @@ pub async fn bundle(app: &App, req: BundleAssemble) -> ApiResult<serde_json::Val
             dist: dist.as_deref(),
             url_prefix: None,
         };
-        let (prepared, _warnings) = js::prepare_bundle(&job_app, &mut manifest, zip, &bundle)
-            .await
-            .map_err(text)?;
-        let committed = uploads::commit_manifest(&job_app, manifest, prepared)
-            .await
-            .map_err(text)?;
+        let (prepared, _warnings) =
+            js::prepare_bundle(&job_app, &mut manifest, zip, &bundle).await?;
+        let committed = uploads::commit_manifest(&job_app, manifest, prepared).await?;
+        let mut pointers = proof_of(&committed);
         // The blobs serve every project; each further project gets its own manifest.
         for project in rest {
             let mut m = committed.clone();
@@ -343,22 +454,35 @@ pub async fn bundle(app: &App, req: BundleAssemble) -> ApiResult<serde_json::Val
                 .store
                 .commit_upload(&m)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(JobError::transient)?;
             job_app.index.invalidate(project);
             uploads::after_commit(&job_app, &m);
+            pointers.extend(proof_of(&m));
         }
         if let Some(v) = &version {
             for p in std::iter::once(first).chain(rest) {
                 super::releases::ensure(&job_app, p, v).await;
             }
         }
-        Ok(None)
+        Ok(Committed {
+            dif: None,
+            pointers,
+        })
     };
     step(app, AssembleKind::Bundle, owner, &checksum, &chunks, job).await
 }
 
 /// The project a bundle's `manifest.json` names. Opens the zip in place (as uploads do) and
 /// inflates only the manifest, capped.
+/// Keys of the pointers that make a committed upload findable (one per lookup path).
+fn proof_of(manifest: &UploadManifest) -> Vec<String> {
+    manifest
+        .pointer_keys()
+        .into_iter()
+        .map(|prefix| prefix.child(manifest.id.to_string()).to_string())
+        .collect()
+}
+
 fn project_from_bundle(
     path: &std::path::Path,
     tmp: &std::path::Path,
@@ -417,31 +541,28 @@ pub async fn debug_files(
             .unwrap_or_else(|| "upload".into());
         let sha1 = checksum.clone();
         let job = move |path: tempfile::TempPath| async move {
-            let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+            let size = std::fs::metadata(&path).map_err(JobError::transient)?.len();
             let sha256 = tokio::task::spawn_blocking({
                 let path = path.to_path_buf();
                 move || ingest::sha256_of_file(&path)
             })
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+            .map_err(JobError::transient)?
+            .map_err(JobError::transient)?;
             let received = Received {
                 name: name.clone(),
                 file: ingest::TempFile { path, sha256, size },
             };
-            let (prepared, _) = debug_files::prepare(&job_app, vec![received])
-                .await
-                .map_err(text)?;
+            let (prepared, _) = debug_files::prepare(&job_app, vec![received]).await?;
             let manifest = UploadManifest::new(job_project, UploadSource::SentryCli);
-            let response = uploads::commit(&job_app, manifest, prepared, Vec::new())
-                .await
-                .map_err(text)?;
-            let d = response
+            let manifest = uploads::commit_manifest(&job_app, manifest, prepared).await?;
+            let d = manifest
                 .debug_files
                 .first()
+                .map(uploads::DebugFileView::of)
                 .ok_or("no debug file in upload")?;
-            Ok(Some(serde_json::json!({
-                "id": response.upload_id,
+            let dif = serde_json::json!({
+                "id": manifest.id.to_string(),
                 "uuid": d.debug_id,
                 "debugId": d.debug_id,
                 "codeId": d.code_id,
@@ -453,7 +574,11 @@ pub async fn debug_files(
                 "sha1": sha1,
                 "dateCreated": now_rfc3339(),
                 "data": {"type": d.object_kind, "features": d.features},
-            })))
+            });
+            Ok(Committed {
+                dif: Some(dif),
+                pointers: proof_of(&manifest),
+            })
         };
         let v = step(
             app,

@@ -16,8 +16,6 @@
 pub mod assemble;
 pub mod releases;
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use sha1::Digest;
 
@@ -30,8 +28,6 @@ pub const CHUNK_SIZE: u64 = 8 << 20;
 pub const CHUNKS_PER_REQUEST: u64 = 64;
 /// Bytes per chunk-upload request we advertise and accept.
 pub const MAX_REQUEST_SIZE: u64 = 32 << 20;
-/// How long chunks are kept before they expire.
-pub const CHUNK_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// What `GET …/chunk-upload/` advertises: sentry-cli sizes its requests by it.
 pub fn chunk_options(app: &App, url: String) -> serde_json::Value {
@@ -135,5 +131,5 @@ fn inflate_capped(data: &[u8], cap: u64) -> ApiResult<Vec<u8>> {
 
 /// Removes chunks past their time to live. Assemble states are small and kept.
 pub async fn expire(app: &App) -> Result<usize, crate::store::StoreError> {
-    app.store.expire_chunks(CHUNK_TTL).await
+    app.store.expire_chunks(crate::store::CHUNK_TTL).await
 }
