@@ -336,6 +336,6 @@ async fn a_stalled_assembly_of_another_process_is_restarted() {
         .await
         .unwrap();
     post_chunks(&app, &[("file", &other, Vec::new())]).await;
-    let v = assemble(&app, &other, &[other.clone()]).await;
+    let v = assemble(&app, &other, std::slice::from_ref(&other)).await;
     assert_eq!(v["state"], "assembling", "{v}");
 }
