@@ -8,6 +8,7 @@ use symbolic::sourcemapcache::{SourceMapCache, SourceMapCacheWriter, SourcePosit
 use super::*;
 
 mod maps;
+mod names;
 
 /// One mapping: generated (line, column) → source index, original (line, column), name; all
 /// 0-based as in the map.
