@@ -186,7 +186,9 @@ async fn in_app_follows_the_original_file_for_every_bundle_and_url_form() {
     let app = TestApp::new();
     let (mut app_frames, mut vendor_frames) = (0, 0);
     let mut wrong = Vec::new();
-    for name in BUNDLES {
+    // Every JS fixture: the bundles above plus the map without sourcesContent and the
+    // sentry-cli injected copy.
+    for name in BUNDLES.into_iter().chain(["esbuild-nosc", "debugid"]) {
         upload_bundle(&app, "web", "1.0", name).await;
         let o = oracle(name);
         let tilde = o["url"].as_str().unwrap().to_owned();
