@@ -125,12 +125,44 @@ impl VisitAstPath for Collector {
         node.visit_children_with_ast_path(self, path);
     }
 
+    // Object literal accessors have a body but no `Function` node.
+    fn visit_getter_prop<'ast: 'r, 'r>(
+        &mut self,
+        node: &'ast ast::GetterProp,
+        path: &mut AstNodePath<'r>,
+    ) {
+        let name = accessor_name(&node.key, path).map(|n| format!("get {n}"));
+        self.push(node.span, name);
+        node.visit_children_with_ast_path(self, path);
+    }
+
+    fn visit_setter_prop<'ast: 'r, 'r>(
+        &mut self,
+        node: &'ast ast::SetterProp,
+        path: &mut AstNodePath<'r>,
+    ) {
+        let name = accessor_name(&node.key, path).map(|n| format!("set {n}"));
+        self.push(node.span, name);
+        node.visit_children_with_ast_path(self, path);
+    }
+
     // The whole class body is a scope: field initializers run as part of the constructor.
     fn visit_class<'ast: 'r, 'r>(&mut self, node: &'ast ast::Class, path: &mut AstNodePath<'r>) {
         let name = class_name(path).map(|n| format!("new {n}"));
         self.push(node.span, name);
         node.visit_children_with_ast_path(self, path);
     }
+}
+
+/// `object.key` for an accessor of an object literal (`path` ends above the accessor).
+fn accessor_name(key: &ast::PropName, path: &AstNodePath<'_>) -> Option<String> {
+    let parents: Vec<&Parent<'_>> = path.iter().rev().collect();
+    let key = prop_name(key)?;
+    let holder = parents
+        .iter()
+        .position(|p| matches!(p, Parent::ObjectLit(..)))
+        .and_then(|i| object_name(&parents[i + 1..]));
+    Some(join(holder, &key))
 }
 
 /// `qualifier.name`, or `name`.

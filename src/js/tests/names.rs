@@ -114,6 +114,14 @@ fn property_values_are_named_as_v8_names_them() {
             Some("Cart.#check"),
         ),
         ("function f(cb = () => { /*@*/ }) {}", Some("cb")),
+        (
+            "const cart = { get total() { /*@*/ return 1; } };",
+            Some("get cart.total"),
+        ),
+        (
+            "const cart = { set total(v) { /*@*/ } };",
+            Some("set cart.total"),
+        ),
         ("export default () => { /*@*/ };", Some("default")),
         ("items.forEach(function () { /*@*/ });", None),
     ];
