@@ -3,7 +3,12 @@
 //! - `build`: `build_cache` on real fixtures, throughput in bytes of DWARF sections read.
 //! - `lookup`: warm lookups of the same 10 000 addresses in `rust_app` (4.2 MB, DWARF 4, inline
 //!   chains up to 13 deep) with our cache and with the `addr2line` crate's
-//!   `Context::find_frames` on the same file, both producing demangled names, files and lines.
+//!   `Context::find_frames` on the same file, all producing demangled names, files and lines.
+//!   Our cache stores names demangled at build time, so the like-for-like comparison is
+//!   `addr2line_crate_predemangled`: `find_frames` with every name demangled once beforehand
+//!   (a table keyed by the raw name, filled during the warm-up), as our build does.
+//!   `addr2line_crate_demangle_per_lookup` demangles in every lookup, which is how the crate is
+//!   usually called, but measures the demangler as much as the lookup.
 //! - `parse`: `NativeCache::parse` of a cache already in memory.
 //!
 //! The address list is also written to `$TMPDIR/tracemap-native-bench-addrs.txt` (one hex
@@ -11,6 +16,7 @@
 //! on the same input outside criterion.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -139,6 +145,35 @@ fn bench_lookup(c: &mut Criterion) {
     };
     let a2l_frames: usize = addrs.iter().map(|&a| addr2line_lookup(a)).sum();
     eprintln!("addr2line crate: {a2l_frames} frames in total");
+    // Every function name the addresses reach, demangled once (what our build does).
+    let mut demangled: HashMap<&[u8], String> = HashMap::new();
+    for &addr in &addrs {
+        let mut frames = context.find_frames(addr).skip_all_loads().expect("frames");
+        while let Ok(Some(frame)) = frames.next() {
+            if let Some(function) = &frame.function {
+                let name = function
+                    .demangle()
+                    .map(|n| n.into_owned())
+                    .unwrap_or_default();
+                demangled.insert(function.name.slice(), name);
+            }
+        }
+    }
+    let addr2line_predemangled = |addr: u64| -> usize {
+        let mut count = 0;
+        let mut frames = context.find_frames(addr).skip_all_loads().expect("frames");
+        while let Ok(Some(frame)) = frames.next() {
+            let function = frame
+                .function
+                .as_ref()
+                .and_then(|f| demangled.get(f.name.slice()));
+            let file = frame.location.as_ref().and_then(|l| l.file);
+            let line = frame.location.as_ref().and_then(|l| l.line);
+            black_box((function, file, line));
+            count += 1;
+        }
+        count
+    };
 
     let mut group = c.benchmark_group("lookup");
     group
@@ -153,7 +188,14 @@ fn bench_lookup(c: &mut Criterion) {
             }
         })
     });
-    group.bench_function("addr2line_crate/rust_app", |b| {
+    group.bench_function("addr2line_crate_predemangled/rust_app", |b| {
+        b.iter(|| {
+            for &addr in &addrs {
+                black_box(addr2line_predemangled(addr));
+            }
+        })
+    });
+    group.bench_function("addr2line_crate_demangle_per_lookup/rust_app", |b| {
         b.iter(|| {
             for &addr in &addrs {
                 black_box(addr2line_lookup(addr));

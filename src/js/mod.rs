@@ -24,17 +24,20 @@
 //! mapping's original location (its writer de-duplicates consecutive equal records across line
 //! boundaries, and its lookup refuses a match from an earlier line), so positions on the
 //! continuation lines of multi-line template literals come back unmapped. We take every token
-//! from the `sourcemap` crate into our own index (`format.rs`) and use symbolic only to find
-//! scopes (`scopes.rs`): preferably in the original sources the map embeds, else in the
-//! minified source.
+//! from the `sourcemap` crate into our own index (`format.rs`). Scope names come preferably
+//! from the original sources the map embeds, parsed by our own swc-based extraction in their
+//! own syntax (`names.rs`: JS/JSX/TS/TSX, qualified names joined with `.`, V8's names for
+//! property values), else from symbolic's scope analysis of the minified source (`scopes.rs`).
 //!
 //! Module map: `build.rs` (building), `format.rs` (layout and reader), `scopes.rs` (function
-//! names), `paths.rs` (source path display), `context.rs` (source context lines).
+//! scopes per token), `names.rs` (scopes and names of one original source), `paths.rs` (source
+//! path display), `context.rs` (source context lines).
 
 mod build;
 mod comments;
 mod context;
 mod format;
+mod names;
 mod paths;
 mod scopes;
 mod urls;
@@ -56,7 +59,8 @@ pub use urls::{resolve_url, url_candidates};
 ///
 /// Bump it whenever the bytes written for the same input change: the layout, but also the way
 /// contents are derived (for example an upgrade of symbolic that names scopes differently).
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: scope names of original sources from our own extraction (`names.rs`).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Why a cache could not be built or read.
 #[derive(Debug, thiserror::Error)]

@@ -24,11 +24,18 @@ pub fn normalize_source_path(raw: &str) -> (String, String) {
 }
 
 /// Whether a source path belongs to third-party code: a `node_modules`, `bower_components`,
-/// `jspm_packages` or `vendor` directory, webpack's `~/` alias for `node_modules`, or code the
-/// bundler generated itself (webpack bootstrap and runtime modules, `(webpack)/…`,
-/// externals, turbopack's runtime). Accepts raw or normalized paths, `/` or `\` separated.
+/// `jspm_packages` or `vendor` directory, a vendor chunk of webpack's split chunks
+/// (`vendors~main.js`, `vendor~app.js`), webpack's `~/` alias for `node_modules` (only inside
+/// `webpack://` sources), or code the bundler generated itself (webpack bootstrap and runtime
+/// modules, `(webpack)/…`, externals, turbopack's runtime). Accepts raw or normalized paths,
+/// `/` or `\` separated.
+///
+/// A path that merely starts with `~/` is the application's: that is the URL prefix
+/// sentry-cli and Tracemap give uploaded files, so a source resolved against a map uploaded
+/// at `~/static/app.js.map` reads `~/src/cart.ts`.
 pub fn is_third_party(path: &str) -> bool {
-    let name = display_name(strip_query(path));
+    let path = strip_query(path);
+    let name = display_name(path);
     const BUNDLER_PREFIXES: [&str; 5] = [
         "webpack/bootstrap",
         "webpack/runtime/",
@@ -40,7 +47,8 @@ pub fn is_third_party(path: &str) -> bool {
         return true;
     }
     let mut segments = name.split(['/', '\\']).filter(|s| !s.is_empty());
-    if segments.clone().next() == Some("~") {
+    // Webpack 1-3 wrote `webpack:///~/react/lib/React.js` for `node_modules/react/…`.
+    if path.starts_with("webpack:") && segments.clone().next() == Some("~") {
         return true;
     }
     segments.any(|s| {
@@ -52,7 +60,8 @@ pub fn is_third_party(path: &str) -> bool {
                 | "vendor"
                 | "(webpack)"
                 | "[turbopack]"
-        )
+        ) || s.starts_with("vendors~")
+            || s.starts_with("vendor~")
     })
 }
 

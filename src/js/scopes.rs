@@ -1,17 +1,14 @@
-//! Function scope names for tokens, from symbolic's `SourceMapCache` (which finds scopes with
-//! the swc JavaScript parser, via the `js-source-scopes` crate).
+//! Function scope names for tokens.
 //!
 //! Two sources of scopes, in order of preference:
-//! 1. The original sources embedded in the map (`sourcesContent`). For each original file we
-//!    build a `SourceMapCache` over the file itself and an identity map with one token at each
-//!    original position our tokens point to, so its scope lookup answers "which function of
-//!    the original file encloses this original position". That is the function the reported
-//!    file and line belong to, even where the minifier inlined it into another function or
-//!    dropped its name (`function redeem(){}` → `function(){}`), and its name is written as in
-//!    the original code. Sources that are not JavaScript the parser accepts (TypeScript, JSX,
-//!    Vue files) fall through to the next step; a probe function appended to each source
-//!    tells such a parse failure apart from a file whose positions are all top-level code
-//!    (symbolic swallows parse errors).
+//! 1. The original sources embedded in the map (`sourcesContent`), parsed by our own swc-based
+//!    extraction (`names.rs`) in each file's own syntax (JavaScript with JSX, TypeScript, TSX).
+//!    For each original file we look up the innermost function around every original position
+//!    our tokens point to: that is the function the reported file and line belong to, even
+//!    where the minifier inlined it into another function or dropped its name
+//!    (`function redeem(){}` → `function(){}`), and its name is written as in the original
+//!    code. Sources that parse in none of those syntaxes (Vue, Svelte files) fall through to
+//!    the next step.
 //! 2. The minified source, scopes mapped back through the map's `names` (what Sentry's
 //!    Symbolicator does). The cache is built over a copy of the map without `sourcesContent`:
 //!    its lookups UTF-8-check the matched file's whole source text on every call, which made
@@ -24,7 +21,7 @@
 //! process, so parsing runs on a scoped thread with a stack sized from the input
 //! ([`parser_stack_size`]); a panic in it only loses the scope names.
 
-use sourcemap::{SourceMap, SourceMapBuilder};
+use sourcemap::SourceMap;
 use symbolic::sourcemapcache::{
     ScopeLookupResult, SourceMapCache, SourceMapCacheWriter, SourcePosition,
 };
@@ -93,12 +90,13 @@ pub(crate) fn original_scopes(sm: &SourceMap) -> Result<OriginalScopes, ()> {
         if !list.is_empty() {
             list.sort_unstable();
             list.dedup();
-            work.push((id, text, list));
+            let path = sm.get_source(id as u32).unwrap_or_default();
+            work.push((id, path, text, list));
         }
     }
     let stack = work
         .iter()
-        .filter_map(|(_, text, _)| parser_stack_size(text))
+        .filter_map(|(_, _, text, _)| parser_stack_size(text))
         .max()
         .unwrap_or(PARSER_BASE_STACK as usize);
     let mut out = OriginalScopes {
@@ -112,10 +110,10 @@ pub(crate) fn original_scopes(sm: &SourceMap) -> Result<OriginalScopes, ()> {
         let mut names = NameTable::default();
         let results: Vec<_> = work
             .into_iter()
-            .map(|(id, text, positions)| {
+            .map(|(id, path, text, positions)| {
                 // Sources too large to parse safely keep no scopes.
                 let scopes = parser_stack_size(text)
-                    .and_then(|_| scopes_in_source(text, &positions, &mut names));
+                    .and_then(|_| scopes_in_source(path, text, &positions, &mut names));
                 (id, scopes.map(|scopes| SourceScopes { positions, scopes }))
             })
             .collect();
@@ -130,56 +128,71 @@ pub(crate) fn original_scopes(sm: &SourceMap) -> Result<OriginalScopes, ()> {
     Ok(out)
 }
 
-/// Appended to every original source so a parse failure can be told from a file whose
-/// positions are all top-level code: symbolic swallows parse errors and then reports every
-/// position as outside any function, so we ask it for one position that is surely inside one.
-const PROBE: &str = "\n;function __tracemapProbe(){0}";
-/// Column of the `0` inside the probe's body, on the probe's line.
-const PROBE_COLUMN: u32 = 28;
-const PROBE_NAME: &str = "__tracemapProbe";
-
 /// The scope at each position of one original file, or `None` when the file did not parse
-/// (TypeScript, JSX, a Vue file…).
+/// in any syntax its path suggests (a Vue or Svelte file…).
 fn scopes_in_source(
+    path: &str,
     text: &str,
     positions: &[(u32, u32)],
     names: &mut NameTable,
 ) -> Option<Vec<u32>> {
-    let probe_line = u32::try_from(text.bytes().filter(|&b| b == b'\n').count() + 1).ok()?;
-    let mut identity = SourceMapBuilder::new(None);
-    let id = identity.add_source("original");
-    for &(line, column) in positions.iter().chain([&(probe_line, PROBE_COLUMN)]) {
-        identity.add_raw(line, column, line, column, Some(id), None, false);
+    let scopes = super::names::function_scopes(path, text)?;
+    let offsets = byte_offsets(text, positions);
+    // Positions are sorted, so their offsets are too: one sweep with a stack of the scopes
+    // open at the current offset (scopes are sorted by start, parents before children).
+    let mut open: Vec<&super::names::Scope> = Vec::new();
+    let mut next = 0;
+    let mut out = Vec::with_capacity(positions.len());
+    for offset in offsets {
+        while let Some(scope) = scopes.get(next).filter(|s| s.start <= offset) {
+            while open.last().is_some_and(|o| o.end <= scope.start) {
+                open.pop();
+            }
+            open.push(scope);
+            next += 1;
+        }
+        while open.last().is_some_and(|o| o.end <= offset) {
+            open.pop();
+        }
+        out.push(match open.last() {
+            Some(scope) => match &scope.name {
+                Some(name) => names.id(name),
+                None => LOCAL_ANONYMOUS,
+            },
+            None => LOCAL_UNKNOWN,
+        });
     }
-    let mut json = Vec::new();
-    identity.into_sourcemap().to_writer(&mut json).ok()?;
-    let json = String::from_utf8(json).ok()?;
-    let mut probed = String::with_capacity(text.len() + PROBE.len());
-    probed.push_str(text);
-    probed.push_str(PROBE);
-    let mut bytes = Vec::new();
-    SourceMapCacheWriter::new(&probed, &json)
-        .ok()?
-        .serialize(&mut bytes)
-        .ok()?;
-    let cache = SourceMapCache::parse(&bytes).ok()?;
-    let scope_at = |line, column| {
-        cache
-            .lookup(SourcePosition::new(line, column))
-            .map_or(ScopeLookupResult::Unknown, |l| l.scope())
-    };
-    if scope_at(probe_line, PROBE_COLUMN) != ScopeLookupResult::NamedScope(PROBE_NAME) {
-        return None;
-    }
-    let scopes = positions
+    Some(out)
+}
+
+/// Byte offsets of sorted (0-based line, 0-based UTF-16 column) positions in `text`; a column
+/// past the end of its line gives the line's end.
+fn byte_offsets(text: &str, positions: &[(u32, u32)]) -> Vec<u32> {
+    let mut line_starts = vec![0usize];
+    line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+    positions
         .iter()
-        .map(|&(line, column)| match scope_at(line, column) {
-            ScopeLookupResult::NamedScope(name) => names.id(name),
-            ScopeLookupResult::AnonymousScope => LOCAL_ANONYMOUS,
-            ScopeLookupResult::Unknown => LOCAL_UNKNOWN,
+        .map(|&(line, column)| {
+            let start = line_starts
+                .get(line as usize)
+                .copied()
+                .unwrap_or(text.len());
+            let end = line_starts
+                .get(line as usize + 1)
+                .copied()
+                .unwrap_or(text.len());
+            let mut units = 0u32;
+            let mut offset = end;
+            for (i, c) in text.get(start..end).unwrap_or_default().char_indices() {
+                if units >= column {
+                    offset = start + i;
+                    break;
+                }
+                units += c.len_utf16() as u32;
+            }
+            u32::try_from(offset).unwrap_or(u32::MAX)
         })
-        .collect();
-    Some(scopes)
+        .collect()
 }
 
 /// Builds a `SourceMapCache` over the minified source and `map` without sources content.

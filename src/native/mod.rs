@@ -86,7 +86,7 @@ pub use sources::{embedded_sources, source_key};
 ///
 /// Bump this whenever the bytes [`build_cache`] writes for the same input change, including
 /// changes in what the lookups would return (naming, demangling options, symbol bounds).
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Everything that can go wrong building or reading a cache.
 #[derive(Debug, thiserror::Error)]

@@ -277,6 +277,11 @@ fn third_party_paths() {
         "webpack://app/external commonjs \"react\"",
         "turbopack:///[turbopack]/browser/runtime.ts",
         "C:\\build\\node_modules\\react\\index.js",
+        "webpack://app/~/react/index.js",
+        "~/static/js/vendors~main.chunk.js",
+        "https://cdn.example.com/assets/vendor~app.js",
+        "~/node_modules/react/index.js",
+        "webpack://app/webpack/bootstrap",
     ] {
         assert!(is_third_party(p), "{p}");
     }
@@ -286,6 +291,12 @@ fn third_party_paths() {
         "src/node_modules_helper.js",
         "webpack://app/./src/webpack.config.js",
         "https://cdn.example.com/app.js",
+        // `~/` is sentry-cli's (and our) default URL prefix: the application's own files.
+        "~/assets/src/cart/checkout.ts",
+        "~/src/pricing.js",
+        "~/vendors.js",
+        "app:///src/main.js",
+        "webpack://app/./src/bootstrap.js",
     ] {
         assert!(!is_third_party(p), "{p}");
     }

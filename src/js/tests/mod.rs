@@ -8,6 +8,7 @@ use symbolic::sourcemapcache::{SourceMapCache, SourceMapCacheWriter, SourcePosit
 use super::*;
 
 mod maps;
+mod names;
 
 /// One mapping: generated (line, column) → source index, original (line, column), name; all
 /// 0-based as in the map.
@@ -260,7 +261,7 @@ fn source_lookup_prefers_the_exact_path() {
 }
 
 #[test]
-fn sources_the_parser_rejects_fall_back_to_minified_scopes() {
+fn typescript_originals_are_parsed_as_typescript() {
     let typescript = "function pay(amount: number): never {\n  throw new Error(`${amount}`);\n}\n";
     let minified = "function a(b){throw new Error(`${b}`)}";
     let m = map(
@@ -269,6 +270,25 @@ fn sources_the_parser_rejects_fall_back_to_minified_scopes() {
             T(0, 0, Some(0), 0, 0, None),
             T(0, 9, Some(0), 0, 9, Some("pay")),
             T(0, 14, Some(0), 1, 2, None),
+        ],
+    );
+    let bytes = build(Some(minified), &m);
+    let c = JsCache::parse(&bytes).unwrap();
+    let origins = c.scope_origins();
+    assert!(origins.original_sources && !origins.minified_source);
+    assert_eq!(c.lookup(0, 14).unwrap().function, Some("pay"));
+}
+
+#[test]
+fn sources_the_parser_rejects_fall_back_to_minified_scopes() {
+    let vue = "<template><p>{{ amount }}</p></template>\n<script>\nexport function pay(amount) {\n  throw new Error(`${amount}`);\n}\n</script>\n";
+    let minified = "function a(b){throw new Error(`${b}`)}";
+    let m = map(
+        &[("pay.vue", Some(vue))],
+        &[
+            T(0, 0, Some(0), 2, 0, None),
+            T(0, 9, Some(0), 2, 16, Some("pay")),
+            T(0, 14, Some(0), 3, 2, None),
         ],
     );
     let bytes = build(Some(minified), &m);

@@ -397,7 +397,7 @@ fn covered_by(merged: &[(u64, u64)], address: u64) -> bool {
     i > 0 && address < merged[i - 1].1
 }
 
-/// The orphan line records (split DWARF units without their .dwo) inside `[start, end)`,
+/// The orphan line records (rows no function DIE covers, see `OrphanLine`) inside `[start, end)`,
 /// clipped to it.
 fn orphan_lines_in<'l>(
     lines: &'l [OrphanLine],

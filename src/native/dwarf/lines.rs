@@ -198,23 +198,64 @@ impl<'s> LineTable<'s> {
         &[]
     }
 
+    /// Every row, as orphan lines (a skeleton unit whose split unit is missing).
     pub(super) fn orphans(&self, comp_dir: &[u8], out: &mut Vec<OrphanLine>) {
+        self.orphans_outside(comp_dir, &[], out);
+    }
+
+    /// The parts of rows that no range of `covered` (sorted, disjoint) contains, as orphan
+    /// lines: code that has line rows but no function DIE with an address. gcc 12 writes such
+    /// code for functions folded by identical code folding (`-fipa-icf`): their DIEs lose their
+    /// addresses, while the line table still describes the shared body.
+    pub(super) fn orphans_outside(
+        &self,
+        comp_dir: &[u8],
+        covered: &[(u64, u64)],
+        out: &mut Vec<OrphanLine>,
+    ) {
         for sequence in &self.sequences {
             for row in &sequence.rows {
-                let size = row.size.unwrap_or(1);
-                let (dir, name) = match self.files.files.get(row.file_index as usize) {
-                    Some(Some((dir, name))) => (*dir, *name),
-                    _ => (&[][..], &[][..]),
-                };
-                let dir = join_path(&text(comp_dir), &text(dir));
-                out.push(OrphanLine {
-                    address: row.address,
-                    size,
-                    dir,
-                    name: text(name).into_owned(),
-                    line: row.line,
-                });
+                let (mut start, end) = (
+                    row.address,
+                    row.address.saturating_add(row.size.unwrap_or(1)),
+                );
+                let mut i = covered.partition_point(|r| r.1 <= start);
+                while start < end {
+                    let (gap_end, next) = match covered.get(i) {
+                        Some(&(b, e)) if b <= start => {
+                            start = e;
+                            i += 1;
+                            continue;
+                        }
+                        Some(&(b, _)) => (b.min(end), b),
+                        None => (end, end),
+                    };
+                    self.push_orphan(comp_dir, row, start, gap_end, out);
+                    start = next.max(gap_end);
+                }
             }
         }
+    }
+
+    fn push_orphan(
+        &self,
+        comp_dir: &[u8],
+        row: &Row,
+        start: u64,
+        end: u64,
+        out: &mut Vec<OrphanLine>,
+    ) {
+        let (dir, name) = match self.files.files.get(row.file_index as usize) {
+            Some(Some((dir, name))) => (*dir, *name),
+            _ => (&[][..], &[][..]),
+        };
+        let dir = join_path(&text(comp_dir), &text(dir));
+        out.push(OrphanLine {
+            address: start,
+            size: end - start,
+            dir,
+            name: text(name).into_owned(),
+            line: row.line,
+        });
     }
 }

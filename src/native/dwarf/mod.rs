@@ -67,7 +67,9 @@ pub(super) const MAX_REFERENCE_DEPTH: u8 = 16;
 /// a very deep chain would otherwise overflow the stack.
 pub(crate) const MAX_INLINE_DEPTH: u32 = 256;
 
-/// A line row of a skeleton unit whose split unit is missing.
+/// A line row (or the part of one) that no function DIE covers: every row of a skeleton unit
+/// whose split unit is missing, and rows of code whose DIE has no address (see
+/// `LineTable::orphans_outside`). The builder gives them to the symbols covering them.
 #[derive(Debug, Clone)]
 pub(crate) struct OrphanLine {
     /// Relative to the load address.
@@ -218,7 +220,15 @@ pub(crate) fn functions(
                 load_address,
                 symbol_names,
             };
-            ctx.walk(&mut seen_ranges, &mut sink)?;
+            let mut unit_ranges = Vec::new();
+            ctx.walk(&mut seen_ranges, &mut |function: &Function<'_>| {
+                unit_ranges.push((function.address, function.end_address()));
+                sink(function);
+            })?;
+            if let Some(lines) = &lines {
+                let covered = walk::merge_ranges(unit_ranges);
+                lines.orphans_outside(comp_dir, &covered, &mut outcome.orphan_lines);
+            }
             continue;
         };
 
@@ -246,7 +256,15 @@ pub(crate) fn functions(
             load_address,
             symbol_names,
         };
-        ctx.walk(&mut seen_ranges, &mut sink)?;
+        let mut unit_ranges = Vec::new();
+        ctx.walk(&mut seen_ranges, &mut |function: &Function<'_>| {
+            unit_ranges.push((function.address, function.end_address()));
+            sink(function);
+        })?;
+        if let Some(lines) = &lines {
+            let covered = walk::merge_ranges(unit_ranges);
+            lines.orphans_outside(comp_dir, &covered, &mut outcome.orphan_lines);
+        }
     }
     outcome
         .orphan_lines

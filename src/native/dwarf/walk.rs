@@ -188,7 +188,10 @@ impl<'s> UnitContext<'_, 's> {
                         stack.push((depth, Scope::Dead));
                         continue;
                     }
-                    let start = range_buf.iter().map(|r| r.0).min().unwrap_or_default();
+                    // The symbol at the entry point names the function: the first range of
+                    // the DIE (gcc lists the hot part first), not the lowest one, which may be
+                    // a `.cold` part placed before it (`main.cold` would name all of `main`).
+                    let start = range_buf.first().map(|r| r.0).unwrap_or_default();
                     let symbol = if self.prefer_dwarf_names {
                         None
                     } else {
@@ -310,17 +313,51 @@ impl<'s> UnitContext<'_, 's> {
             ..
         } in builders
         {
+            // Line rows clipped to the range, and where no row covers an address the unit's
+            // file without a line (what addr2line reports there). symbolic drops a row that
+            // starts before the function, so the row that covers the entry point from an
+            // earlier address must start at `begin` instead, or the first instruction would
+            // lose its line.
+            let mut covered = begin;
             if let Some(lines) = self.lines {
                 for row in lines.rows(begin, end) {
+                    let row_end = row
+                        .size
+                        .map_or(end, |size| row.address.saturating_add(size))
+                        .min(end);
+                    let address = row.address.max(begin);
+                    if row_end <= address {
+                        continue;
+                    }
+                    if address > covered {
+                        builder.add_leaf_line(
+                            covered,
+                            Some(address - covered),
+                            self.unit_file(),
+                            0,
+                        );
+                    }
                     builder.add_leaf_line(
-                        row.address,
-                        row.size,
+                        address,
+                        Some(row_end - address),
                         lines.files.get(row.file_index),
                         row.line,
                     );
+                    covered = covered.max(row_end);
                 }
             }
+            if covered < end {
+                builder.add_leaf_line(covered, Some(end - covered), self.unit_file(), 0);
+            }
             sink(&builder.finish());
+        }
+    }
+
+    /// The compilation unit's own file (`DW_AT_name` in `DW_AT_comp_dir`).
+    fn unit_file(&self) -> FileInfo<'s> {
+        match self.unit.name {
+            Some(name) => FileInfo::new(Cow::Borrowed(self.comp_dir), Cow::Borrowed(name.slice())),
+            None => FileInfo::default(),
         }
     }
 

@@ -128,6 +128,7 @@ const CASES: &[Case] = &[
     case("c_gz_zlib", "out/c_gz_zlib"),
     case("c_gz_zlib_gnu", "out/c_gz_zlib_gnu"),
     case("c_symtab", "out/c_symtab"),
+    case("c_tiny", "out/c_tiny"),
     case("cpp_dwarf5", "out/cpp_dwarf5"),
     case("rust_app", "out/rust_app"),
     Case {

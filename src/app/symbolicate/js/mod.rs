@@ -108,6 +108,15 @@ pub async fn symbolicate(
                     errors.push(js_error(frame, JsErrorKind::NoColumn, d.clone()));
                     result.data.diagnostic = Some(d);
                 }
+                (Some(_), Some(0), _) | (Some(_), _, Some(0)) => {
+                    let d = format!(
+                        "line {} column {} is not a position: lines and columns are 1-based",
+                        frame.lineno.unwrap_or_default(),
+                        frame.colno.unwrap_or_default()
+                    );
+                    errors.push(js_error(frame, JsErrorKind::InvalidLocation, d.clone()));
+                    result.data.diagnostic = Some(d);
+                }
                 (Some(path), Some(lineno), Some(colno)) => {
                     let resolution = match per_request.get(path) {
                         Some(r) => r.clone(),
@@ -214,7 +223,8 @@ async fn apply_lookup(
     out: &mut JsFrame,
     errors: &mut Vec<wire::JsError>,
 ) -> (Option<String>, bool) {
-    // The one place where wire positions (1-based) become lookup positions (0-based).
+    // The one place where wire positions (1-based) become lookup positions (0-based); the
+    // caller has answered `invalid_location` for a 0.
     let (line0, col0) = (lineno.saturating_sub(1), colno.saturating_sub(1));
     let cache = match crate::js::JsCache::parse(&r.cache) {
         Ok(c) => c,
@@ -249,9 +259,9 @@ async fn apply_lookup(
     out.lineno = Some(loc.line);
     out.colno = Some(loc.column);
     out.function = loc.function.map(str::to_owned);
-    if crate::js::is_third_party(&abs_path) {
-        out.in_app = Some(false);
-    }
+    // The original file decides: the minified bundle's `in_app` (as the client sent it)
+    // says nothing about which module a frame ends up in.
+    out.in_app = Some(!crate::js::is_third_party(&abs_path));
     out.data = wire::JsFrameData {
         symbolicated: true,
         resolved_with: Some(r.resolved_with.as_str().to_owned()),
