@@ -57,6 +57,9 @@ fn start() -> Server {
         ])
         .arg(dir.path())
         .env("TRACEMAP_LOG", "warn")
+        // The overload phase uploads one 2 GiB file.
+        .env("TRACEMAP_LIMITS__MAX_FILE_BYTES", "3GiB")
+        .env("TRACEMAP_LIMITS__MAX_UPLOAD_BYTES", "3GiB")
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn tracemap");

@@ -380,3 +380,98 @@ async fn no_route_reads_a_body_before_authorising() {
         assert_eq!(reply.status, 403, "{uri}");
     }
 }
+
+/// Debug IDs and code IDs are looked up in the request's project only: a debug file or a
+/// source map that project b uploaded never answers project a, by either ID.
+#[tokio::test]
+async fn debug_and_code_ids_of_another_project_are_not_found() {
+    let app = app();
+    let o: Value = serde_json::from_slice(&fixture("native/oracle/c_dwarf5.json")).expect("oracle");
+    let r = app
+        .send(req(
+            Method::POST,
+            "/api/v1/projects/b/debug-files?name=c_dwarf5",
+            Some(CI_B),
+            Body::from(fixture("native/out/c_dwarf5")),
+        ))
+        .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let js_id = "33333333-2222-3333-4444-555555555555";
+    let bundle = bundle_for("b", js_id);
+    let r = app
+        .send(req(
+            Method::POST,
+            "/api/v1/projects/b/bundles",
+            Some(CI_B),
+            Body::from(bundle),
+        ))
+        .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+
+    let native = json!({
+        "modules": [
+            {"type": "elf", "debug_id": o["debug_id"], "image_addr": "0x10000", "image_size": 0x100000},
+            {"type": "elf", "code_id": o["code_id"], "image_addr": "0x900000", "image_size": 0x100000},
+        ],
+        "stacktraces": [{"frames": [{"instruction_addr": "0x11004"}, {"instruction_addr": "0x901005"}]}],
+    });
+    let js = json!({
+        "modules": [{"type": "sourcemap", "code_file": "/srv/app.js", "debug_id": js_id}],
+        "stacktraces": [{"frames": [{"abs_path": "/srv/app.js", "lineno": 1, "colno": 1}]}],
+    });
+    let symbolicate =
+        |project: &'static str, token: &'static str, kind: &'static str, body: Value| {
+            let app = &app;
+            async move {
+                app.send(
+                    Request::builder()
+                        .method(Method::POST)
+                        .uri(format!("/api/v1/projects/{project}/symbolicate/{kind}"))
+                        .header("authorization", format!("Bearer {token}"))
+                        .header("content-type", "application/json")
+                        .body(Body::from(body.to_string()))
+                        .unwrap(),
+                )
+                .await
+                .ok()
+                .json()
+            }
+        };
+    // Project a knows neither ID.
+    let a = symbolicate("a", INGEST_A, "native", native.clone()).await;
+    for m in a["modules"].as_array().unwrap() {
+        assert_eq!(m["debug_status"], "missing", "{a}");
+    }
+    for f in a["stacktraces"][0]["frames"].as_array().unwrap() {
+        assert_eq!(f["status"], "missing", "{a}");
+    }
+    let a = symbolicate("a", INGEST_A, "js", js.clone()).await;
+    assert_eq!(
+        a["stacktraces"][0]["frames"][0]["data"]["symbolicated"], false,
+        "{a}"
+    );
+    let listed = app
+        .send(req(
+            Method::GET,
+            &format!(
+                "/api/v1/projects/a/debug-files?code_id={}",
+                o["code_id"].as_str().unwrap()
+            ),
+            Some(CI_A),
+            Body::empty(),
+        ))
+        .await
+        .ok()
+        .json();
+    assert_eq!(listed["debug_files"], json!([]));
+    // The same requests in project b resolve: the IDs are right, the project is not.
+    let b = symbolicate("b", ADMIN, "native", native).await;
+    for f in b["stacktraces"][0]["frames"].as_array().unwrap() {
+        assert_eq!(f["status"], "symbolicated", "{b}");
+    }
+    let b = symbolicate("b", ADMIN, "js", js).await;
+    assert_eq!(
+        b["stacktraces"][0]["frames"][0]["data"]["symbolicated"], true,
+        "{b}"
+    );
+}
