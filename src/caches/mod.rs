@@ -13,19 +13,21 @@
 //! unlinks files; a mapping still in use stays valid until dropped.
 
 use std::any::Any;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use tokio::sync::Semaphore;
 
+mod disk;
+
 use crate::config::Config;
 use crate::ingest::Mapped;
+use disk::Disk;
 
-/// Bytes of one derived cache: memory-mapped from disk, or owned.
+/// Bytes of one derived cache: memory-mapped from disk (without its trailer), or owned.
 pub struct CacheBytes {
     bytes: Mapped,
+    len: usize,
 }
 
 impl CacheBytes {
@@ -38,7 +40,7 @@ impl CacheBytes {
 impl std::ops::Deref for CacheBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.bytes
+        self.bytes.get(..self.len).unwrap_or_default()
     }
 }
 
@@ -78,13 +80,6 @@ pub type Built = Result<Arc<CacheBytes>, BuildError>;
 /// A derived value of any type and its weight in bytes.
 type Derived = (Arc<dyn Any + Send + Sync>, u32);
 
-/// The disk tier: cache files under a quota. Its file work runs on the blocking pool.
-struct Disk {
-    dir: PathBuf,
-    quota: u64,
-    bytes: AtomicU64,
-}
-
 pub struct Caches {
     disk: Arc<Disk>,
     memory: moka::future::Cache<String, Built>,
@@ -98,16 +93,9 @@ pub struct Caches {
 
 impl Caches {
     pub fn new(config: &Config) -> Caches {
-        let dir = config.cache_dir();
-        let _ = std::fs::create_dir_all(&dir);
-        let bytes = AtomicU64::new(disk_usage(&dir));
         let memory_budget = config.cache.memory;
         Caches {
-            disk: Arc::new(Disk {
-                dir,
-                quota: config.cache.disk_quota,
-                bytes,
-            }),
+            disk: Arc::new(Disk::new(config.cache_dir(), config.cache.disk_quota)),
             memory: moka::future::Cache::builder()
                 .max_capacity(memory_budget / 2)
                 .weigher(|k: &String, v: &Built| {
@@ -155,27 +143,21 @@ impl Caches {
                 .inc();
             return hit;
         }
-        let path = self.disk.path_for(&key);
         let outcome = self
             .memory
             .try_get_with(key.clone(), async {
                 let opened = {
-                    let path = path.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let bytes = Mapped::open(&path)?;
-                        touch(&path);
-                        Ok::<_, std::io::Error>(bytes)
-                    })
-                    .await
+                    let (disk, key) = (self.disk.clone(), key.clone());
+                    tokio::task::spawn_blocking(move || disk.open(&key)).await
                 };
-                if let Ok(Ok(bytes)) = opened {
+                if let Ok(Some((bytes, len))) = opened {
                     m.cache_lookups
                         .get_or_create(&crate::metrics::CacheLabels {
                             cache: kind,
                             result: "disk",
                         })
                         .inc();
-                    return Ok(Ok(Arc::new(CacheBytes { bytes })));
+                    return Ok(Ok(Arc::new(CacheBytes { bytes, len })));
                 }
                 let _permit = self.builders.acquire().await;
                 m.cache_lookups
@@ -193,17 +175,24 @@ impl Caches {
                     Err(BuildError::Unavailable(e)) => return Err(e),
                     Err(invalid) => return Ok(Err(invalid)),
                 };
-                tracing::debug!(key, size = bytes.len(), ms = started.elapsed().as_millis() as u64, "built cache");
-                let disk = self.disk.clone();
+                tracing::debug!(
+                    key,
+                    size = bytes.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "built cache"
+                );
+                let (disk, key) = (self.disk.clone(), key.clone());
                 let cached = tokio::task::spawn_blocking(move || {
-                    match disk.write(&path, &bytes).and_then(|()| Mapped::open(&path)) {
-                        Ok(bytes) => CacheBytes { bytes },
+                    match disk.store(&key, &bytes) {
+                        Ok((bytes, len)) => CacheBytes { bytes, len },
                         Err(e) => {
                             // A full or read-only disk must not stop lookups: keep it in
                             // memory.
-                            tracing::warn!(error = %e, path = %path.display(), "cannot write cache file");
+                            tracing::warn!(error = %e, key, "cannot write cache file");
+                            let len = bytes.len();
                             CacheBytes {
                                 bytes: Mapped::owned(bytes),
+                                len,
                             }
                         }
                     }
@@ -271,58 +260,6 @@ impl Caches {
     }
 }
 
-impl Disk {
-    fn path_for(&self, key: &str) -> PathBuf {
-        // Keys are made of [a-z0-9/-_.] by their builders; anything else is replaced.
-        let safe: String = key
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/') {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        self.dir.join(safe.replace("..", "__"))
-    }
-
-    fn write(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        let dir = path.parent().unwrap_or(&self.dir);
-        std::fs::create_dir_all(dir)?;
-        let tmp = crate::ingest::tmp_path(dir);
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, path)?;
-        let total =
-            self.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed) + bytes.len() as u64;
-        if total > self.quota {
-            self.enforce_quota();
-        }
-        Ok(())
-    }
-
-    /// Deletes least recently used cache files until the disk usage is under 90 % of the
-    /// quota.
-    fn enforce_quota(&self) {
-        let mut files = Vec::new();
-        collect_files(&self.dir, &mut files);
-        let mut total: u64 = files.iter().map(|(_, size, _)| size).sum();
-        let target = self.quota / 10 * 9;
-        if total > self.quota {
-            files.sort_by_key(|(_, _, mtime)| *mtime);
-            for (path, size, _) in files {
-                if total <= target {
-                    break;
-                }
-                if std::fs::remove_file(&path).is_ok() {
-                    total -= size;
-                }
-            }
-        }
-        self.bytes.store(total, Ordering::Relaxed);
-    }
-}
-
 /// A text file held for source context, with its line index.
 pub struct Text {
     pub text: String,
@@ -350,40 +287,12 @@ fn cache_kind(key: &str) -> &'static str {
     }
 }
 
-fn touch(path: &Path) {
-    if let Ok(f) = std::fs::File::options().append(true).open(path) {
-        let _ = f.set_modified(SystemTime::now());
-    }
-}
-
-fn disk_usage(dir: &Path) -> u64 {
-    let mut files = Vec::new();
-    collect_files(dir, &mut files);
-    files.iter().map(|(_, s, _)| s).sum()
-}
-
-fn collect_files(dir: &Path, out: &mut Vec<(PathBuf, u64, SystemTime)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let Ok(meta) = entry.metadata() else { continue };
-        if meta.is_dir() {
-            collect_files(&entry.path(), out);
-        } else {
-            out.push((
-                entry.path(),
-                meta.len(),
-                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            ));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
     use std::sync::atomic::AtomicUsize;
 
+    use super::disk::collect_files;
     use super::*;
 
     fn caches(dir: &Path, quota: u64) -> Caches {
@@ -481,6 +390,75 @@ mod tests {
         assert!(
             !names.contains(&"0".to_owned()),
             "the oldest went: {names:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_or_truncated_cache_file_is_rebuilt_not_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let payload = b"the cache bytes, long enough to cut".to_vec();
+        {
+            let c = caches(dir.path(), 1 << 30);
+            let p = payload.clone();
+            c.get_or_build("native/v1/x".into(), || async move { Ok(p) })
+                .await
+                .unwrap();
+        }
+        let mut files = Vec::new();
+        collect_files(&dir.path().join("cache"), &mut files);
+        let (path, _, _) = files.pop().expect("one cache file");
+        let good = std::fs::read(&path).unwrap();
+        for damage in ["truncated", "flipped"] {
+            let mut bad = good.clone();
+            match damage {
+                "truncated" => bad.truncate(good.len() - 5),
+                _ => bad[3] ^= 0x40,
+            }
+            std::fs::write(&path, &bad).unwrap();
+            // A new process: nothing in memory, the damaged file on disk.
+            let c = caches(dir.path(), 1 << 30);
+            let builds = AtomicUsize::new(0);
+            let got = c
+                .get_or_build("native/v1/x".into(), || async {
+                    builds.fetch_add(1, Ordering::SeqCst);
+                    Ok(payload.clone())
+                })
+                .await
+                .unwrap();
+            assert_eq!(&got[..], &payload[..], "{damage}");
+            assert_eq!(builds.load(Ordering::SeqCst), 1, "{damage}: not rebuilt");
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                good,
+                "{damage}: not rewritten"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn stale_temporary_files_are_removed_and_never_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache_dir = dir.path().join("cache").join("native");
+        std::fs::create_dir_all(&cache_dir).unwrap();
+        let stale = cache_dir.join("01ABC.tmp");
+        let fresh = cache_dir.join("01DEF.tmp");
+        for p in [&stale, &fresh] {
+            std::fs::write(p, vec![0u8; 5000]).unwrap();
+        }
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        std::fs::File::options()
+            .append(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let c = caches(dir.path(), 1 << 30);
+        assert!(!stale.exists(), "a crash's leftover stays");
+        assert!(fresh.exists(), "a write in flight was removed");
+        assert_eq!(
+            c.disk.bytes.load(Ordering::Relaxed),
+            0,
+            "temporary files counted"
         );
     }
 }
