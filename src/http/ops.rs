@@ -76,5 +76,6 @@ pub async fn sweep(
             .map_err(|e| ApiError::new(ErrorCode::InvalidParameter, format!("grace: {e}")))?,
         None => Duration::from_secs(3600),
     };
-    Ok(Json(state.store.sweep(grace).await?))
+    let purge_after = state.config.limits.upload_timeout;
+    Ok(Json(state.store.sweep(grace, purge_after).await?))
 }

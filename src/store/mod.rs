@@ -170,6 +170,18 @@ impl Store {
         Path::from_iter(["blobs", "sha256", &s[..2], s])
     }
 
+    /// Where a sweep puts a blob no manifest referenced, before it is deleted for good (see
+    /// `sweep`): `trash/sha256/ab/abcdef…`.
+    pub(crate) fn trash_key_of(blob: &Path) -> Option<Path> {
+        let mut parts = blob.parts();
+        if parts.next()?.as_ref() != "blobs" {
+            return None;
+        }
+        Some(Path::from_iter(
+            std::iter::once(object_store::path::PathPart::from("trash")).chain(parts),
+        ))
+    }
+
     pub async fn exists(&self, key: &Path) -> Result<bool, StoreError> {
         match self.inner.head(key).await {
             Ok(_) => Ok(true),
@@ -233,8 +245,9 @@ impl Store {
         Ok(())
     }
 
+    /// An object's content. A blob a sweep quarantined is still read (from the trash).
     pub async fn get_bytes(&self, key: &Path) -> Result<Option<Bytes>, StoreError> {
-        match self.inner.get(key).await {
+        match self.get_or_trash(key).await {
             Ok(r) => Ok(Some(
                 r.bytes().await.map_err(|e| self.count_error(e.into()))?,
             )),
@@ -254,7 +267,7 @@ impl Store {
         )>,
         StoreError,
     > {
-        match self.inner.get(key).await {
+        match self.get_or_trash(key).await {
             Ok(r) => {
                 let size = r.meta.size;
                 Ok(Some((size, r.into_stream())))
@@ -262,6 +275,30 @@ impl Store {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.count_error(e.into())),
         }
+    }
+
+    /// `get`, falling back to the trash for a blob: an upload that found a blob present and
+    /// committed a manifest after a sweep quarantined it reads it there until the next sweep
+    /// restores it.
+    async fn get_or_trash(
+        &self,
+        key: &Path,
+    ) -> Result<object_store::GetResult, object_store::Error> {
+        match self.inner.get(key).await {
+            Err(object_store::Error::NotFound { .. }) => match Self::trash_key_of(key) {
+                Some(trash) => self.inner.get(&trash).await,
+                None => self.inner.get(key).await,
+            },
+            other => other,
+        }
+    }
+
+    /// Moves an object (rename where the backend has one, else copy and delete).
+    pub(crate) async fn rename(&self, from: &Path, to: &Path) -> Result<(), StoreError> {
+        self.inner
+            .rename(from, to)
+            .await
+            .map_err(|e| self.count_error(e.into()))
     }
 
     /// Copies a blob to a local file, streaming (for building derived caches from large
@@ -467,8 +504,13 @@ impl Store {
     }
 
     /// Removes what no live upload references; see [`sweep`].
-    pub async fn sweep(&self, grace: std::time::Duration) -> Result<SweepReport, StoreError> {
-        sweep::run(self, grace).await
+    /// `purge_after` must exceed the longest upload (`limits.upload_timeout`).
+    pub async fn sweep(
+        &self,
+        grace: std::time::Duration,
+        purge_after: std::time::Duration,
+    ) -> Result<SweepReport, StoreError> {
+        sweep::run(self, grace, purge_after).await
     }
 }
 
@@ -479,46 +521,4 @@ fn decode_part(part: &PathPart<'_>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Secret;
-
-    #[test]
-    fn upload_ids_made_in_one_millisecond_still_order_by_arrival() {
-        let ids: Vec<UploadId> = (0..10_000).map(|_| UploadId::new()).collect();
-        assert!(
-            ids.windows(2).all(|w| w[0] < w[1]),
-            "upload IDs are not strictly increasing"
-        );
-        // Thousands of IDs share a millisecond here, so the test shows the random part is
-        // not what orders them.
-        let same_ms = ids
-            .windows(2)
-            .filter(|w| w[0].0.timestamp_ms() == w[1].0.timestamp_ms())
-            .count();
-        assert!(same_ms > 100, "only {same_ms} pairs shared a millisecond");
-    }
-
-    #[test]
-    fn s3_compatible_stores_are_configured_by_url_and_options() {
-        let mut config = Config::default();
-        config.store.url = Some("s3://tracemap-artifacts/prod".into());
-        for (k, v) in [
-            ("endpoint", "http://127.0.0.1:3900"),
-            ("region", "garage"),
-            ("access_key_id", "GK0123"),
-            ("secret_access_key", "secret"),
-            ("allow_http", "true"),
-        ] {
-            config.store.options.insert(k.into(), Secret(v.into()));
-        }
-        let store = Store::open(&config).expect("an S3 store opens without network access");
-        assert_eq!(store.describe(), "s3://tracemap-artifacts");
-        config
-            .store
-            .options
-            .insert("no_such_option".into(), Secret("x".into()));
-        config.store.url = Some("nope://x".into());
-        assert!(Store::open(&config).is_err());
-    }
-}
+mod tests;

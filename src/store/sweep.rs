@@ -1,10 +1,21 @@
 //! Garbage collection. An upload is live while at least one pointer names it; a blob is live
-//! while a live manifest (or a pending sentry-cli assemble) references it. Everything else
-//! older than the grace period is removed: dead manifests, dangling pointers, unreferenced
-//! blobs, and sentry-cli chunks older than the grace period.
+//! while a live manifest references it. Everything else older than the grace period is
+//! removed: dead manifests, dangling pointers, unreferenced blobs (in two steps, below), and
+//! sentry-cli chunks past their time to live.
 //!
 //! The grace period protects uploads in flight: their blobs and pointers exist before their
-//! manifest does. It must exceed the longest upload.
+//! manifest does.
+//!
+//! **Blobs are deleted in two steps, so no committed upload can lose one.** An upload skips
+//! writing a blob that already exists, then commits its manifest; a sweep that computed its
+//! live set before that commit would see the (old) blob unreferenced. So a sweep never
+//! deletes an unreferenced blob directly: it moves it to `trash/`, where reads still find it
+//! (`Store::get_bytes` falls back to the trash). A later sweep restores every trashed blob a
+//! live manifest references and deletes the rest, but only those trashed longer ago than
+//! `purge_after`, which must exceed the longest upload (`limits.upload_timeout`): by then
+//! every upload that saw the blob before it was trashed has committed (and is in that
+//! sweep's live set) or has failed. An upload that starts after the move finds no blob and
+//! writes its own copy.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -15,20 +26,36 @@ use serde::Serialize;
 use super::{Store, StoreError, UploadId, UploadManifest};
 use crate::types::{ProjectId, Sha256};
 
+/// What one sweep moved to the trash (`trash/log/{ulid}.json`).
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct TrashLog {
+    blobs: Vec<String>,
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct SweepReport {
     pub manifests_live: usize,
     pub manifests_deleted: usize,
     pub pointers_deleted: usize,
     pub blobs_live: usize,
+    /// Unreferenced blobs moved to the trash by this sweep.
+    pub blobs_trashed: usize,
+    /// Trashed blobs a live manifest references again, moved back.
+    pub blobs_restored: usize,
+    /// Trashed blobs deleted for good (unreferenced, trashed longer ago than `purge_after`).
     pub blobs_deleted: usize,
+    /// Bytes of the blobs trashed by this sweep (no longer served to new uploads).
     pub bytes_freed: u64,
     /// sentry-cli chunks older than their time to live (24 h) or the grace period, whichever
     /// is longer.
     pub chunks_deleted: usize,
 }
 
-pub(super) async fn run(store: &Store, grace: Duration) -> Result<SweepReport, StoreError> {
+pub(super) async fn run(
+    store: &Store,
+    grace: Duration,
+    purge_after: Duration,
+) -> Result<SweepReport, StoreError> {
     let cutoff = super::cutoff(grace);
     let mut report = SweepReport::default();
     let mut live_blobs: HashSet<String> = HashSet::new();
@@ -76,6 +103,44 @@ pub(super) async fn run(store: &Store, grace: Duration) -> Result<SweepReport, S
         }
     }
 
+    // Step 2, for blobs earlier sweeps trashed (as their logs say): restore what a live
+    // manifest references again; delete the rest once the log is older than `purge_after`.
+    let purge_cutoff = super::cutoff(purge_after.max(grace));
+    for meta in store.list(&Path::from("trash/log")).await? {
+        let Some(log) = store.get_json::<TrashLog>(&meta.location).await? else {
+            continue;
+        };
+        let due = meta.last_modified < purge_cutoff;
+        for name in &log.blobs {
+            let Ok(sha) = Sha256::parse(name) else {
+                continue;
+            };
+            let blob = Store::blob_key(&sha);
+            let Some(trash) = Store::trash_key_of(&blob) else {
+                continue;
+            };
+            if !store.exists(&trash).await? {
+                continue;
+            }
+            if live_blobs.contains(name) {
+                if store.exists(&blob).await? {
+                    store.delete(&trash).await?;
+                } else {
+                    store.rename(&trash, &blob).await?;
+                }
+                report.blobs_restored += 1;
+            } else if due {
+                store.delete(&trash).await?;
+                report.blobs_deleted += 1;
+            }
+        }
+        if due {
+            store.delete(&meta.location).await?;
+        }
+    }
+    // Step 1: unreferenced blobs older than the grace period go to the trash, after a log of
+    // them is written (so a crash in between leaves nothing untracked).
+    let mut trashing = Vec::new();
     for meta in store.list(&Path::from("blobs/sha256")).await? {
         let Some(name) = meta.location.filename() else {
             continue;
@@ -86,9 +151,21 @@ pub(super) async fn run(store: &Store, grace: Duration) -> Result<SweepReport, S
         if live_blobs.contains(name) {
             report.blobs_live += 1;
         } else if meta.last_modified < cutoff {
-            store.delete(&meta.location).await?;
-            report.blobs_deleted += 1;
-            report.bytes_freed += meta.size;
+            trashing.push((name.to_owned(), meta));
+        }
+    }
+    if !trashing.is_empty() {
+        let log = TrashLog {
+            blobs: trashing.iter().map(|(n, _)| n.clone()).collect(),
+        };
+        let key = Path::from_iter(["trash", "log"]).child(format!("{}.json", UploadId::new()));
+        store.put_json(&key, &log).await?;
+        for (_, meta) in trashing {
+            if let Some(trash) = Store::trash_key_of(&meta.location) {
+                store.rename(&meta.location, &trash).await?;
+                report.blobs_trashed += 1;
+                report.bytes_freed += meta.size;
+            }
         }
     }
     // Chunks live by their own time to live, never shorter than the grace period.

@@ -378,7 +378,9 @@ async fn bundle_without_release_or_debug_ids_is_refused() {
 
 #[tokio::test]
 async fn deleting_an_artifact_and_a_release() {
-    let app = TestApp::new();
+    // Trashed blobs are purged once no upload that saw them can still be running: here after
+    // a second.
+    let app = TestApp::with_config(|c| c.limits.upload_timeout = std::time::Duration::from_secs(1));
     app.upload_release(
         "web",
         "1.0",
@@ -432,9 +434,9 @@ async fn deleting_an_artifact_and_a_release() {
         app.delete("/api/v1/projects/web/releases/1.0").await.status,
         404
     );
-    // The sweep then removes the now unreferenced blobs.
-    let report = app
-        .send(req(
+    // A sweep then moves the now unreferenced blobs to the trash, the next deletes them.
+    let sweep = || async {
+        app.send(req(
             axum::http::Method::POST,
             "/api/v1/admin/sweep?grace=0s",
             None,
@@ -442,9 +444,14 @@ async fn deleting_an_artifact_and_a_release() {
         ))
         .await
         .ok()
-        .json();
-    assert!(report["blobs_deleted"].as_u64().unwrap() >= 2, "{report}");
+        .json()
+    };
+    let report = sweep().await;
+    assert!(report["blobs_trashed"].as_u64().unwrap() >= 2, "{report}");
     assert_eq!(report["blobs_live"], 0);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let report = sweep().await;
+    assert!(report["blobs_deleted"].as_u64().unwrap() >= 2, "{report}");
 }
 
 #[tokio::test]

@@ -1,0 +1,109 @@
+//! Store tests: configuration, upload IDs, and the sweep protocol driven step by step.
+use super::*;
+use crate::config::Secret;
+
+/// The race a one-step sweep loses: an upload finds an old orphaned blob present (so it
+/// does not write it), a sweep runs, then the upload commits its manifest. Driven step by
+/// step: the committed manifest's blob must still be readable, and the next sweep must
+/// put it back, not delete it.
+#[tokio::test]
+async fn a_blob_reused_by_an_upload_during_a_sweep_is_never_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::local(dir.path()).unwrap();
+    let bytes = b"orphaned, then reused".to_vec();
+    let sha = Sha256::from_digest(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let file = dir.path().join("payload");
+    std::fs::write(&file, &bytes).unwrap();
+    // An orphan: stored by an upload that never committed.
+    assert!(store
+        .put_blob_file(&sha, &file, bytes.len() as u64)
+        .await
+        .unwrap());
+    // The new upload finds it present and skips writing it.
+    assert!(!store
+        .put_blob_file(&sha, &file, bytes.len() as u64)
+        .await
+        .unwrap());
+    // A sweep runs before the upload commits (grace 0: the orphan is old enough).
+    let hour = std::time::Duration::from_secs(3600);
+    let first = store.sweep(std::time::Duration::ZERO, hour).await.unwrap();
+    assert_eq!(first.blobs_trashed, 1);
+    // The upload commits.
+    let project = ProjectId::parse("p").unwrap();
+    let mut manifest = UploadManifest::new(project.clone(), UploadSource::Files);
+    manifest.release = Some(Release::parse("1.0").unwrap());
+    manifest.artifacts.push(ArtifactEntry {
+        url: crate::types::ArtifactUrl::parse("~/a.js").unwrap(),
+        kind: crate::kinds::ArtifactKind::Source,
+        sha256: sha.clone(),
+        size: bytes.len() as u64,
+        debug_id: None,
+        sourcemap_ref: None,
+        headers: Default::default(),
+    });
+    store.commit_upload(&manifest).await.unwrap();
+    // Committed data reads, even while its blob is in the trash.
+    let got = store.get_bytes(&Store::blob_key(&sha)).await.unwrap();
+    assert_eq!(got.as_deref(), Some(&bytes[..]));
+    // Even a sweep allowed to purge at once restores it: a live manifest references it.
+    let second = store
+        .sweep(std::time::Duration::ZERO, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!((second.blobs_restored, second.blobs_deleted), (1, 0));
+    assert!(store.exists(&Store::blob_key(&sha)).await.unwrap());
+    // An orphan nobody reuses is trashed, then purged.
+    let orphan = b"nobody wants me".to_vec();
+    let osha = Sha256::from_digest(&<sha2::Sha256 as sha2::Digest>::digest(&orphan));
+    std::fs::write(&file, &orphan).unwrap();
+    store
+        .put_blob_file(&osha, &file, orphan.len() as u64)
+        .await
+        .unwrap();
+    let zero = std::time::Duration::ZERO;
+    assert_eq!(store.sweep(zero, zero).await.unwrap().blobs_trashed, 1);
+    assert_eq!(store.sweep(zero, zero).await.unwrap().blobs_deleted, 1);
+    assert_eq!(
+        store.get_bytes(&Store::blob_key(&osha)).await.unwrap(),
+        None
+    );
+}
+
+#[test]
+fn upload_ids_made_in_one_millisecond_still_order_by_arrival() {
+    let ids: Vec<UploadId> = (0..10_000).map(|_| UploadId::new()).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "upload IDs are not strictly increasing"
+    );
+    // Thousands of IDs share a millisecond here, so the test shows the random part is
+    // not what orders them.
+    let same_ms = ids
+        .windows(2)
+        .filter(|w| w[0].0.timestamp_ms() == w[1].0.timestamp_ms())
+        .count();
+    assert!(same_ms > 100, "only {same_ms} pairs shared a millisecond");
+}
+
+#[test]
+fn s3_compatible_stores_are_configured_by_url_and_options() {
+    let mut config = Config::default();
+    config.store.url = Some("s3://tracemap-artifacts/prod".into());
+    for (k, v) in [
+        ("endpoint", "http://127.0.0.1:3900"),
+        ("region", "garage"),
+        ("access_key_id", "GK0123"),
+        ("secret_access_key", "secret"),
+        ("allow_http", "true"),
+    ] {
+        config.store.options.insert(k.into(), Secret(v.into()));
+    }
+    let store = Store::open(&config).expect("an S3 store opens without network access");
+    assert_eq!(store.describe(), "s3://tracemap-artifacts");
+    config
+        .store
+        .options
+        .insert("no_such_option".into(), Secret("x".into()));
+    config.store.url = Some("nope://x".into());
+    assert!(Store::open(&config).is_err());
+}
