@@ -77,6 +77,9 @@ impl From<StoreError> for ApiError {
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
     description: String,
+    /// The local directory backend, kept to fsync what it writes: `LocalFileSystem`
+    /// renames a staged file into place without syncing it.
+    local: Option<Arc<object_store::local::LocalFileSystem>>,
 }
 
 /// Size of the parts streamed to the object store for large blobs.
@@ -122,17 +125,21 @@ impl Store {
                 Ok(Store {
                     inner,
                     description: format!("{}://{}", url.scheme(), url.host_str().unwrap_or("")),
+                    local: None,
                 })
             }
         }
     }
 
     pub fn local(dir: &FsPath) -> Result<Store, StoreError> {
-        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)?
-            .with_automatic_cleanup(true);
+        let fs = Arc::new(
+            object_store::local::LocalFileSystem::new_with_prefix(dir)?
+                .with_automatic_cleanup(true),
+        );
         Ok(Store {
-            inner: Arc::new(fs),
+            inner: fs.clone(),
             description: format!("local directory {}", dir.display()),
+            local: Some(fs),
         })
     }
 
@@ -142,6 +149,7 @@ impl Store {
         Store {
             inner: Arc::new(object_store::memory::InMemory::new()),
             description: "in-memory".into(),
+            local: None,
         }
     }
 
@@ -218,7 +226,7 @@ impl Store {
                 .put(key, PutPayload::from(buf))
                 .await
                 .map_err(|e| self.count_error(e.into()))?;
-            return Ok(());
+            return self.sync(key).await;
         }
         let upload = self
             .inner
@@ -242,7 +250,7 @@ impl Store {
             .finish()
             .await
             .map_err(|e| self.count_error(e.into()))?;
-        Ok(())
+        self.sync(key).await
     }
 
     /// An object's content. A blob a sweep quarantined is still read (from the trash).
@@ -337,6 +345,29 @@ impl Store {
             .put(key, PutPayload::from(bytes.into()))
             .await
             .map_err(|e| self.count_error(e.into()))?;
+        self.sync(key).await
+    }
+
+    /// Makes a write durable before the caller goes on: on the local backend, fsyncs the
+    /// file and its directory (object stores acknowledge only durable writes themselves).
+    /// Every write goes through here, so a manifest, written last, is never on disk while
+    /// a blob or pointer it needs is still only in the page cache.
+    async fn sync(&self, key: &Path) -> Result<(), StoreError> {
+        let Some(local) = &self.local else {
+            return Ok(());
+        };
+        let path = local
+            .path_to_filesystem(key)
+            .map_err(|e| self.count_error(e.into()))?;
+        tokio::task::spawn_blocking(move || {
+            std::fs::File::open(&path)?.sync_all()?;
+            if let Some(dir) = path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok::<(), std::io::Error>(())
+        })
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
         Ok(())
     }
 

@@ -107,3 +107,23 @@ fn s3_compatible_stores_are_configured_by_url_and_options() {
     config.store.url = Some("nope://x".into());
     assert!(Store::open(&config).is_err());
 }
+
+/// Every write is synced where it lands, for keys of every shape the service writes
+/// (releases with `@` and `+`, URL-like names): the sync finds the file the backend wrote.
+#[tokio::test]
+async fn local_writes_are_synced_where_they_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::local(dir.path()).unwrap();
+    let project = ProjectId::parse("web").unwrap();
+    let mut manifest = UploadManifest::new(project, UploadSource::Files);
+    manifest.release = Some(Release::parse("web@1.4.2+build.7 ü").unwrap());
+    // Fails if the synced path is not the written one.
+    store.commit_upload(&manifest).await.unwrap();
+    store
+        .put_bytes(
+            &object_store::path::Path::from("odd/na me%2F/x"),
+            b"x".to_vec(),
+        )
+        .await
+        .unwrap();
+}
