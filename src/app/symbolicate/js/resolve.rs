@@ -52,8 +52,14 @@ pub(super) struct Resolved {
     pub(super) cache_key: String,
     /// URL (or description) of the map, for `data.sourcemap`.
     pub(super) sourcemap: String,
-    /// Base URL against which the map's `sources` resolve (to find uploaded originals).
+    /// The map's stored URL: where uploaded originals named by relative `sources` are
+    /// looked for.
     pub(super) map_url: Option<String>,
+    /// What relative `sources` resolve against for display (`abs_path`): the map's stored
+    /// URL when the map was found by release and URL (that URL is the real one); the
+    /// frame's own `abs_path` when it was found by debug ID, whose storage URL inside a
+    /// bundle (`~/0.js.map`) says nothing about where the code ran.
+    pub(super) sources_base: String,
     pub(super) resolved_with: ResolvedWith,
     pub(super) minified_sha: Option<Sha256>,
     pub(super) release: Option<Arc<ReleaseIndex>>,
@@ -65,6 +71,16 @@ pub(super) struct Failure {
     pub(super) kind: JsErrorKind,
     pub(super) diagnostic: String,
     pub(super) url: Option<String>,
+    /// The minified file, when it was found but no usable map was: its own lines are the
+    /// frame's context (as Symbolicator gives them).
+    pub(super) minified_sha: Option<Sha256>,
+}
+
+impl Failure {
+    fn with_minified(mut self, minified: Option<&ArtifactEntry>) -> Self {
+        self.minified_sha = minified.map(|m| m.sha256.clone());
+        self
+    }
 }
 
 /// A cache that could not be built: a map that cannot be indexed is malformed; one that
@@ -78,6 +94,7 @@ fn build_failure(e: &BuildError, what: &str, url: &str) -> Failure {
         kind,
         diagnostic: format!("source map {what} {how}: {e}"),
         url: Some(url.to_owned()),
+        minified_sha: None,
     }
 }
 
@@ -86,6 +103,7 @@ fn fail(kind: JsErrorKind, diagnostic: String) -> Failure {
         kind,
         diagnostic,
         url: None,
+        minified_sha: None,
     }
 }
 
@@ -189,7 +207,7 @@ impl Lookup<'_> {
         let mut notes: Vec<String> = Vec::new();
         // 1. Debug ID.
         if let Some(id) = debug_id {
-            match self.by_debug_id(id).await {
+            match self.by_debug_id(id, abs_path).await {
                 Ok(Some(resolved)) => return Ok(resolved),
                 Ok(None) => notes.push(format!(
                     "debug ID {id} (from the request's modules) matched no uploaded source map"
@@ -283,6 +301,7 @@ impl Lookup<'_> {
                 },
                 diagnostic: format!("{}: inline source map: {problem}", min_entry.url),
                 url: Some(min_entry.url.to_string()),
+                minified_sha: Some(min_entry.sha256.clone()),
             });
         }
         if let Some(inline) = min_entry.headers.get("x-tracemap-inline-map") {
@@ -336,7 +355,7 @@ impl Lookup<'_> {
         }
         // The minified file's own debug ID may find a map uploaded elsewhere.
         if let Some(id) = min_entry.debug_id {
-            if let Ok(Some(r)) = self.by_debug_id(id).await {
+            if let Ok(Some(r)) = self.by_debug_id(id, abs_path).await {
                 return Ok(r);
             }
             tried.push(format!("debug ID {id}"));
@@ -357,12 +376,19 @@ impl Lookup<'_> {
             kind: JsErrorKind::MissingSourcemap,
             diagnostic: notes.join("; "),
             url: map_urls.first().cloned(),
+            minified_sha: Some(min_entry.sha256.clone()),
         })
     }
 
     /// The newest upload holding a source map with this debug ID (and the minified file
     /// with the same ID, if uploaded).
-    async fn by_debug_id(&self, id: debugid::DebugId) -> Result<Option<Resolved>, Failure> {
+    /// `ran_at` is the frame's `abs_path`: where the code ran, which relative sources are
+    /// shown against.
+    async fn by_debug_id(
+        &self,
+        id: debugid::DebugId,
+        ran_at: &str,
+    ) -> Result<Option<Resolved>, Failure> {
         let manifests = self
             .state
             .index
@@ -405,6 +431,7 @@ impl Lookup<'_> {
             cache_key: cache_key(minified.as_ref().map(|m| &m.sha256), &map.sha256),
             sourcemap: url.clone(),
             map_url: Some(url),
+            sources_base: ran_at.to_owned(),
             resolved_with: ResolvedWith::DebugId,
             minified_sha: minified.map(|m| m.sha256),
             release,
@@ -421,13 +448,15 @@ impl Lookup<'_> {
         resolved_with: ResolvedWith,
     ) -> Result<Resolved, Failure> {
         let built = pair_cache(self.state, minified.map(|m| &m.sha256), &map.sha256).await;
-        let cache = built.map_err(|e| build_failure(&e, &map_url, &map_url))?;
+        let cache =
+            built.map_err(|e| build_failure(&e, &map_url, &map_url).with_minified(minified))?;
         Ok(Resolved {
             cache,
             cache_key: cache_key(minified.map(|m| &m.sha256), &map.sha256),
             sourcemap: map_url.clone(),
             // Sources resolve against the map's own URL (for an inline map: the file's).
             map_url: Some(map.url.to_string()),
+            sources_base: map.url.to_string(),
             resolved_with,
             minified_sha: minified.map(|m| m.sha256.clone()),
             release: Some(index.clone()),
