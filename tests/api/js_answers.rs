@@ -395,3 +395,109 @@ async fn webpack_sources_keep_their_own_spelling() {
         assert!(frame["context_line"].is_string());
     }
 }
+
+/// Every diagnostic the JS path can give through HTTP, for a person to read: plain values
+/// (no Rust debug formatting), one sentence.
+#[tokio::test]
+async fn every_diagnostic_reads_as_plain_sentences() {
+    let app = TestApp::new();
+    let js = fixture("js/out/esbuild/app.min.js");
+    let tiny = tiny_map(None);
+    let (nosc_js, nosc_map) = (
+        fixture("js/out/esbuild-nosc/app.min.js"),
+        fixture("js/out/esbuild-nosc/app.min.js.map"),
+    );
+    let id = "d37300e7-0300-5cd4-9d48-4822822d91b3";
+    let other_id = "11111111-2222-3333-4444-555555555555";
+    let by_ref = b"x();\n//# sourceMappingURL=maps/by-ref.js.map\n".to_vec();
+    let bad_base64 =
+        b"x();\n//# sourceMappingURL=data:application/json;base64,%%%not-base64%%%\n".to_vec();
+    let bad_json = format!(
+        "x();\n//# sourceMappingURL=data:application/json;base64,{}\n",
+        "eyJ2ZXJzaW9uIjozLCJtYXBwaW5ncyI6IiIs" // `{"version":3,"mappings":"",` cut short
+    );
+    let own_id = format!("x();\n//# debugId={other_id}\n");
+    let files: Vec<(&str, &[u8])> = vec![
+        ("~/assets/app.min.js", &js),
+        ("~/assets/by-ref.js", &by_ref),
+        ("~/assets/inline-base64.js", &bad_base64),
+        ("~/assets/inline-json.js", bad_json.as_bytes()),
+        ("~/assets/own-id.js", own_id.as_bytes()),
+        ("~/ok/app.js", b"boom();\n//# sourceMappingURL=app.js.map\n"),
+        ("~/ok/app.js.map", &tiny),
+        ("~/static/nosc/app.min.js", &nosc_js),
+        ("~/static/nosc/app.min.js.map", &nosc_map),
+    ];
+    app.upload_release("web", "web@1.4.2", None, &files)
+        .await
+        .ok();
+    let f = |path: &str, line: u32, col: Option<u32>| json!({"abs_path": path, "lineno": line, "colno": col});
+    let nosc = crate::js::oracle("esbuild-nosc");
+    let nosc_frame = &nosc["thrown"][0]["frames"][0]["minified"];
+    let requests = [
+        // No release and no debug ID; a debug ID that matches nothing.
+        json!({"stacktraces": [{"frames": [f("~/assets/app.min.js", 1, Some(10))]}]}),
+        json!({"stacktraces": [{"frames": [f("~/x.js", 1, Some(1))]}],
+               "modules": [{"type": "sourcemap", "code_file": "~/x.js", "debug_id": id}]}),
+        // A release nobody uploaded.
+        json!({"release": "web@9.9.9", "dist": "android", "stacktraces": [{"frames": [f("~/assets/app.min.js", 1, Some(10))]}]}),
+        json!({"release": "web@1.4.2", "stacktraces": [{"frames": [
+            // Missing file, with similar names in the release.
+            f("https://cdn.example.com/static/app.min.js?v=3", 1, Some(10)),
+            // Missing map: by reference, by the sibling convention, by debug ID.
+            f("~/assets/by-ref.js", 1, Some(1)),
+            f("~/assets/app.min.js", 1, Some(10)),
+            f("~/assets/own-id.js", 1, Some(1)),
+            // Inline map errors.
+            f("~/assets/inline-base64.js", 1, Some(1)),
+            f("~/assets/inline-json.js", 1, Some(1)),
+            // Invalid locations; no column; no mapping at the position. (A malformed
+            // map file is refused at upload; `every_error_type_says_why` reaches one.)
+            json!({"lineno": 1, "colno": 1}),
+            f("~/ok/app.js", 1, None),
+            f("~/ok/app.js", 0, Some(1)),
+            f("~/ok/app.js", 500, Some(1)),
+            // No sourcesContent and no uploaded original.
+            f("~/static/nosc/app.min.js", nosc_frame["line"].as_u64().unwrap() as u32,
+              Some(nosc_frame["column"].as_u64().unwrap() as u32)),
+        ]}]}),
+    ];
+    let mut diagnostics = Vec::new();
+    let mut kinds = std::collections::BTreeSet::new();
+    for req in &requests {
+        let r = app.js("web", req).await;
+        for e in r["errors"].as_array().unwrap() {
+            kinds.insert(e["type"].as_str().unwrap().to_owned());
+            diagnostics.push(e["diagnostic"].as_str().unwrap().to_owned());
+        }
+        for frame in r["stacktraces"][0]["frames"].as_array().unwrap() {
+            if let Some(d) = frame["data"]["diagnostic"].as_str() {
+                diagnostics.push(d.to_owned());
+            }
+        }
+    }
+    for kind in [
+        "missing_source",
+        "missing_sourcemap",
+        "malformed_sourcemap",
+        "invalid_base64_sourcemap",
+        "invalid_location",
+        "no_column",
+        "missing_source_content",
+    ] {
+        assert!(kinds.contains(kind), "{kind} not provoked: {kinds:?}");
+    }
+    let mut bad = Vec::new();
+    for d in &diagnostics {
+        println!("{d}");
+        let debug_formatting = ["(\"", "Some(", "None", "\\\"", "{ "];
+        if debug_formatting.iter().any(|p| d.contains(p)) {
+            bad.push(format!("debug formatting: {d}"));
+        }
+        // One sentence: no clauses glued with `;`, no trailing `.` pile-up, starts plainly.
+        if d.contains("; ") || d.ends_with('.') || d.contains(": :") {
+            bad.push(format!("not one sentence: {d}"));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}

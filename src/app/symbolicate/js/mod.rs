@@ -103,14 +103,14 @@ pub async fn symbolicate(
                     result.data.diagnostic = Some("the frame has no abs_path or lineno".into());
                 }
                 (Some(_), Some(_), None) => {
-                    let d =
-                        "the frame has no column; minified code needs lineno and colno".to_owned();
+                    let d = "the frame has no colno, and minified code needs both lineno and colno"
+                        .to_owned();
                     errors.push(js_error(frame, JsErrorKind::NoColumn, d.clone()));
                     result.data.diagnostic = Some(d);
                 }
                 (Some(_), Some(0), _) | (Some(_), _, Some(0)) => {
                     let d = format!(
-                        "line {} column {} is not a position: lines and columns are 1-based",
+                        "line {}, column {} is not a position, as lines and columns are 1-based",
                         frame.lineno.unwrap_or_default(),
                         frame.colno.unwrap_or_default()
                     );

@@ -204,24 +204,27 @@ impl Lookup<'_> {
         abs_path: &str,
         debug_id: Option<debugid::DebugId>,
     ) -> Result<Resolved, Failure> {
-        let mut notes: Vec<String> = Vec::new();
+        // What the debug ID lookup found, when it found nothing: the start of the sentence.
+        let mut tried_debug_id = None;
         // 1. Debug ID.
         if let Some(id) = debug_id {
             match self.by_debug_id(id, abs_path).await {
                 Ok(Some(resolved)) => return Ok(resolved),
-                Ok(None) => notes.push(format!(
-                    "debug ID {id} (from the request's modules) matched no uploaded source map"
-                )),
+                Ok(None) => {
+                    tried_debug_id = Some(format!(
+                        "debug ID {id} from the request's modules matched no uploaded source map"
+                    ))
+                }
                 Err(f) => return Err(f),
             }
         }
+        let sentence = |rest: String| match &tried_debug_id {
+            Some(first) => format!("{first}, and {rest}"),
+            None => rest,
+        };
         // 2. Release + URL.
         let Some(release) = &self.release else {
-            let mut d = notes.join("; ");
-            if !d.is_empty() {
-                d.push_str("; ");
-            }
-            d.push_str("the request has no release, so no URL lookup was possible");
+            let d = sentence("the request has no release to look its files up by URL".into());
             return Err(fail(
                 if debug_id.is_some() {
                     JsErrorKind::MissingSourcemap
@@ -236,7 +239,12 @@ impl Lookup<'_> {
             .index
             .release(self.project, release)
             .await
-            .map_err(|e| fail(JsErrorKind::MissingSource, format!("store error: {e}")))?;
+            .map_err(|e| {
+                fail(
+                    JsErrorKind::MissingSource,
+                    format!("the store could not be read: {e}"),
+                )
+            })?;
         let dist = self.dist.as_ref();
         let candidates = url_candidates(abs_path);
         let where_ = || match dist {
@@ -244,11 +252,8 @@ impl Lookup<'_> {
             None => format!("release {release} (no dist)"),
         };
         if index.uploads == 0 {
-            notes.push(format!(
-                "project {} has no release {release:?}",
-                self.project
-            ));
-            return Err(fail(JsErrorKind::MissingSource, notes.join("; ")));
+            let d = sentence(format!("project {} has no release {release}", self.project));
+            return Err(fail(JsErrorKind::MissingSource, d));
         }
         let minified = candidates.iter().find_map(|c| index.get(dist, c));
         let Some(minified) = minified else {
@@ -269,19 +274,18 @@ impl Lookup<'_> {
                 .unwrap_or_default()
                 .to_owned();
             let similar = index.similar_urls(&name, 5);
-            notes.push(format!(
-                "{} has no artifact for {}; tried: {}",
+            let mut d = format!(
+                "{} has no file for {abs_path} at {}",
                 where_(),
-                abs_path,
-                candidates.join(", ")
-            ));
+                or_list(&candidates)
+            );
             if !similar.is_empty() {
-                notes.push(format!(
-                    "files with that name in the release: {}",
-                    similar.join(", ")
+                d.push_str(&format!(
+                    ", though it has files of that name at {}",
+                    and_list(&similar)
                 ));
             }
-            return Err(fail(JsErrorKind::MissingSource, notes.join("; ")));
+            return Err(fail(JsErrorKind::MissingSource, sentence(d)));
         };
         let min_entry = &minified.entry;
         // A source map uploaded at the frame's URL itself.
@@ -299,7 +303,11 @@ impl Lookup<'_> {
                 } else {
                     JsErrorKind::MalformedSourcemap
                 },
-                diagnostic: format!("{}: inline source map: {problem}", min_entry.url),
+                diagnostic: sentence(format!(
+                    "the inline source map of {} is unusable: {}",
+                    min_entry.url,
+                    problem.trim_end_matches('.')
+                )),
                 url: Some(min_entry.url.to_string()),
                 minified_sha: Some(min_entry.sha256.clone()),
             });
@@ -326,7 +334,7 @@ impl Lookup<'_> {
                 )
                 .await;
         }
-        let mut tried = Vec::new();
+        let mut tried: Vec<String> = Vec::new();
         let map_ref = min_entry.sourcemap_ref.clone();
         let map_urls: Vec<String> = match &map_ref {
             Some(r) => {
@@ -358,23 +366,22 @@ impl Lookup<'_> {
             if let Ok(Some(r)) = self.by_debug_id(id, abs_path).await {
                 return Ok(r);
             }
-            tried.push(format!("debug ID {id}"));
+            tried.push(format!("under its debug ID {id}"));
         }
         let how = match &map_ref {
-            Some(r) => format!("its source map reference {r:?}"),
-            None => {
-                "no sourceMappingURL comment or Sourcemap header; the sibling convention".into()
-            }
+            Some(r) => format!(
+                "its source map {r} (from its sourceMappingURL) is not at {}",
+                or_list(&tried)
+            ),
+            None => format!(
+                "it names no source map (no sourceMappingURL comment or SourceMap header) and none is at {}",
+                or_list(&tried)
+            ),
         };
-        notes.push(format!(
-            "found {} in {} but not the source map named by {how}; tried: {}",
-            min_entry.url,
-            where_(),
-            tried.join(", ")
-        ));
+        let d = format!("{} is in {}, but {how}", min_entry.url, where_());
         Err(Failure {
             kind: JsErrorKind::MissingSourcemap,
-            diagnostic: notes.join("; "),
+            diagnostic: sentence(d),
             url: map_urls.first().cloned(),
             minified_sha: Some(min_entry.sha256.clone()),
         })
@@ -394,7 +401,12 @@ impl Lookup<'_> {
             .index
             .by_debug_id(self.project, &id)
             .await
-            .map_err(|e| fail(JsErrorKind::MissingSourcemap, format!("store error: {e}")))?;
+            .map_err(|e| {
+                fail(
+                    JsErrorKind::MissingSourcemap,
+                    format!("the store could not be read: {e}"),
+                )
+            })?;
         // Newest first, up to the newest deletion of that kind of artifact with this ID.
         let find = |kind: ArtifactKind| {
             let tombstone = DeletedDebugId { debug_id: id, kind };
@@ -462,6 +474,24 @@ impl Lookup<'_> {
             release: Some(index.clone()),
             dist: self.dist.clone(),
         })
+    }
+}
+
+/// `a, b or c`, for the places something was looked for.
+fn or_list(items: &[String]) -> String {
+    joined(items, "or")
+}
+
+/// `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    joined(items, "and")
+}
+
+fn joined(items: &[String], last: &str) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., tail] => format!("{} {last} {tail}", init.join(", ")),
     }
 }
 
