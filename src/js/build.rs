@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use sourcemap::{DecodedMap, SourceMap, SourceMapBuilder, SourceMapHermes, SourceMapIndex};
 use symbolic::sourcemapcache::{ScopeLookupResult, SourceMapCache};
 
+use super::dart::DartAsyncNames;
 use super::format::{
     CacheParts, ScopeOrigins, INDEX_WORDS, MAX_ID, NONE, RANGE_FLAG, RECORD_WORDS, SCOPE_ANONYMOUS,
     SCOPE_UNKNOWN, SOURCE_IGNORE_LISTED, SOURCE_WORDS,
@@ -107,8 +108,9 @@ pub fn build_cache(minified: Option<&str>, sourcemap: &[u8]) -> Result<Vec<u8>, 
             minified: minified_scopes,
         },
     };
+    let dart = DartAsyncNames::new(map.sm(), minified);
     let (line_starts, columns, records) =
-        write_tokens(map.sm(), scopes, lines as usize, &mut strings)?;
+        write_tokens(map.sm(), scopes, &dart, lines as usize, &mut strings)?;
 
     let (string_offsets, string_bytes) = strings.finish();
     Ok(CacheParts {
@@ -279,6 +281,7 @@ type TokenTables = (Vec<u32>, Vec<u32>, Vec<u32>);
 fn write_tokens(
     sm: &SourceMap,
     mut scopes: Scopes<'_>,
+    dart: &DartAsyncNames,
     lines: usize,
     strings: &mut Strings,
 ) -> Result<TokenTables, JsError> {
@@ -343,7 +346,7 @@ fn write_tokens(
                     },
                     None => match from_minified {
                         Some(ScopeLookupResult::NamedScope(name)) => {
-                            scope_names.id(name, strings)?
+                            scope_names.id(dart.name(name), strings)?
                         }
                         Some(ScopeLookupResult::AnonymousScope) => SCOPE_ANONYMOUS,
                         Some(ScopeLookupResult::Unknown) | None => SCOPE_UNKNOWN,

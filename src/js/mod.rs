@@ -31,11 +31,12 @@
 //!
 //! Module map: `build.rs` (building), `format.rs` (layout and reader), `scopes.rs` (function
 //! scopes per token), `names.rs` (scopes and names of one original source), `paths.rs` (source
-//! path display), `context.rs` (source context lines).
+//! path display), `context.rs` (source context lines), `dart.rs` (dart2js async bodies).
 
 mod build;
 mod comments;
 mod context;
+mod dart;
 mod format;
 mod names;
 mod paths;
@@ -60,7 +61,8 @@ pub use urls::{resolve_url, url_candidates};
 /// Bump it whenever the bytes written for the same input change: the layout, but also the way
 /// contents are derived (for example an upgrade of symbolic that names scopes differently).
 /// 2: scope names of original sources from our own extraction (`names.rs`).
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: dart2js async bodies (`$async$…`) named after their async function (`dart.rs`).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Why a cache could not be built or read.
 #[derive(Debug, thiserror::Error)]

@@ -36,26 +36,166 @@ pub fn url_candidates(abs_path: &str) -> Vec<String> {
     out
 }
 
-/// Resolves `reference` (a map URL or a `sources` entry) against the URL of the file that
-/// names it. Host-less `~/` URLs resolve like paths on an anonymous host.
+/// Resolves `reference` (a map URL or a `sources` entry) against the URL or path of the
+/// file that names it, the way RFC 3986 joins references (dot segments resolved, the base's
+/// query and fragment dropped) but **without percent-encoding**: the result keeps the
+/// characters both inputs were written with (`src dir/ä.js` stays as it is). Bases may be
+/// URLs (`https://cdn/a/app.js`, `app:///dist/main.js`), host-less `~/` URLs (paths on an
+/// anonymous host, as sentry-cli writes them) or absolute paths (`/srv/app/dist/main.js`).
+/// A reference with a scheme is returned as it is.
 pub fn resolve_url(base: &str, reference: &str) -> String {
-    const HOSTLESS: &str = "http://tracemap.invalid/";
-    if reference.contains("://") {
+    if has_scheme(reference) {
         return reference.to_owned();
     }
-    let (base_url, hostless) = match base.strip_prefix("~/") {
-        Some(rest) => (format!("{HOSTLESS}{rest}"), true),
-        None => (base.to_owned(), false),
+    let base = base.split(['?', '#']).next().unwrap_or_default();
+    let (root, path) = split_root(base);
+    if let Some(rest) = reference.strip_prefix("//") {
+        // Scheme-relative: only the base's scheme survives.
+        return match root.split_once("://") {
+            Some((scheme, _)) => format!("{scheme}://{rest}"),
+            None => reference.to_owned(),
+        };
+    }
+    let (ref_path, ref_tail) = match reference.find(['?', '#']) {
+        Some(i) => reference.split_at(i),
+        None => (reference, ""),
     };
-    let joined = url::Url::parse(&base_url)
-        .and_then(|b| b.join(reference))
-        .map(|u| u.to_string());
-    match joined {
-        Ok(u) if hostless => u
-            .strip_prefix(HOSTLESS)
-            .map(|p| format!("~/{p}"))
-            .unwrap_or(u),
-        Ok(u) => u,
-        Err(_) => reference.to_owned(),
+    let joined = if ref_path.starts_with('/') {
+        ref_path.to_owned()
+    } else if ref_path.is_empty() {
+        path.to_owned()
+    } else {
+        let dir = path.rfind('/').map_or("", |i| &path[..=i]);
+        format!("{dir}{ref_path}")
+    };
+    format!("{root}{}{ref_tail}", remove_dot_segments(&joined))
+}
+
+/// Whether `s` starts with a URL scheme (`https:`, `webpack:`, `data:`).
+fn has_scheme(s: &str) -> bool {
+    match s.find(':') {
+        Some(i) if i > 1 => {
+            let scheme = &s[..i];
+            scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        }
+        _ => false,
+    }
+}
+
+/// Splits a base into what a reference never changes (`https://host`, `app://`, `~`) and
+/// its path (`/a/app.js`; `/` when a URL has none).
+fn split_root(base: &str) -> (&str, &str) {
+    if let Some(rest) = base.strip_prefix('~') {
+        if rest.starts_with('/') {
+            return ("~", rest);
+        }
+    }
+    if let Some(i) = base.find("://") {
+        if has_scheme(base) {
+            let after = i + 3;
+            return match base[after..].find('/') {
+                Some(j) => base.split_at(after + j),
+                None => (base, "/"),
+            };
+        }
+    }
+    ("", base)
+}
+
+/// RFC 3986 `remove_dot_segments`: `.` and `..` resolved, a `..` above the root dropped (for
+/// a relative path, kept).
+fn remove_dot_segments(path: &str) -> String {
+    let absolute = path.starts_with('/');
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').collect();
+    let last = segments.len().saturating_sub(1);
+    for (i, segment) in segments.iter().enumerate() {
+        match *segment {
+            "." => {
+                if i == last {
+                    out.push("");
+                }
+            }
+            ".." => {
+                match out.last() {
+                    Some(&s) if s != ".." && !(absolute && out.len() == 1) => {
+                        out.pop();
+                    }
+                    _ if !absolute => out.push(".."),
+                    _ => {}
+                }
+                if i == last {
+                    out.push("");
+                }
+            }
+            s => out.push(s),
+        }
+    }
+    let joined = out.join("/");
+    if absolute && !joined.starts_with('/') {
+        format!("/{joined}")
+    } else {
+        joined
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_url;
+
+    #[test]
+    fn joins_without_percent_encoding() {
+        let cases = [
+            (
+                "~/static/app.min.js.map",
+                "../src dir/ä.js",
+                "~/src dir/ä.js",
+            ),
+            ("~/a/b/app.js", "../../../x.js", "~/x.js"),
+            ("~/a/app.js", "app.js.map", "~/a/app.js.map"),
+            (
+                "https://cdn.example.com/a/app.js?v=1#f",
+                "./b.js",
+                "https://cdn.example.com/a/b.js",
+            ),
+            (
+                "https://cdn.example.com",
+                "b.js",
+                "https://cdn.example.com/b.js",
+            ),
+            (
+                "https://cdn.example.com/a/app.js",
+                "/b.js",
+                "https://cdn.example.com/b.js",
+            ),
+            (
+                "https://cdn.example.com/a/app.js",
+                "//other/b.js",
+                "https://other/b.js",
+            ),
+            (
+                "/srv/app/dist/main.js",
+                "../src/lib dir/prüfen.js",
+                "/srv/app/src/lib dir/prüfen.js",
+            ),
+            (
+                "app:///dist/main.js",
+                "../src/handler.js",
+                "app:///src/handler.js",
+            ),
+            (
+                "~/a/app.js",
+                "webpack:///./src/a.js",
+                "webpack:///./src/a.js",
+            ),
+            ("~/a/app.js", "b.js?x#y", "~/a/b.js?x#y"),
+            ("dist/app.js", "../../x.js", "../x.js"),
+        ];
+        for (base, reference, want) in cases {
+            assert_eq!(resolve_url(base, reference), want, "{base} + {reference}");
+        }
     }
 }

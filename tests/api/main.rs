@@ -10,6 +10,7 @@ mod debug_files;
 mod hostile;
 mod isolation;
 mod js;
+mod js_answers;
 mod limits;
 mod native;
 mod ops;

@@ -103,14 +103,14 @@ pub async fn symbolicate(
                     result.data.diagnostic = Some("the frame has no abs_path or lineno".into());
                 }
                 (Some(_), Some(_), None) => {
-                    let d =
-                        "the frame has no column; minified code needs lineno and colno".to_owned();
+                    let d = "the frame has no colno, and minified code needs both lineno and colno"
+                        .to_owned();
                     errors.push(js_error(frame, JsErrorKind::NoColumn, d.clone()));
                     result.data.diagnostic = Some(d);
                 }
                 (Some(_), Some(0), _) | (Some(_), _, Some(0)) => {
                     let d = format!(
-                        "line {} column {} is not a position: lines and columns are 1-based",
+                        "line {}, column {} is not a position, as lines and columns are 1-based",
                         frame.lineno.unwrap_or_default(),
                         frame.colno.unwrap_or_default()
                     );
@@ -133,6 +133,13 @@ pub async fn symbolicate(
                                 ..js_error(frame, f.kind, f.diagnostic.clone())
                             });
                             result.data.diagnostic = Some(f.diagnostic.clone());
+                            // The minified file was found but no usable map: its own lines.
+                            if let (ContextLines::Apply, Some(sha)) = (context, &f.minified_sha) {
+                                if let Some(text) = super::sources::blob_text(state, sha).await {
+                                    set_context(&mut result, text.context(lineno, colno));
+                                    set_context(&mut raw, text.context(lineno, colno));
+                                }
+                            }
                         }
                         Ok(r) => {
                             (token_name, anonymous) = apply_lookup(
@@ -244,15 +251,29 @@ async fn apply_lookup(
         out.data.diagnostic = Some(d);
         return (None, false);
     };
-    let (normalized, filename) = crate::js::normalize_source_path(loc.abs_path);
-    // A relative source (`../../src/cart.js`) is relative to the map's URL, as browsers and
-    // Sentry resolve it: report where it lives (`~/src/cart.js`).
-    let relative = !loc.abs_path.contains("://")
-        && !loc.abs_path.starts_with('/')
-        && !loc.abs_path.starts_with("~/");
-    let abs_path = match (&r.map_url, relative) {
-        (Some(map_url), true) => resolve_url(map_url, loc.abs_path),
-        _ => normalized,
+    let source = loc.abs_path;
+    let (abs_path, filename) = if source.is_empty() {
+        // A `null` (or empty) `sources` entry names no file: the code is the minified
+        // file's own, never the map's.
+        let minified = frame
+            .abs_path
+            .as_deref()
+            .map(|p| p.strip_prefix("async ").unwrap_or(p))
+            .unwrap_or_default()
+            .to_owned();
+        let (_, filename) = crate::js::normalize_source_path(&minified);
+        (minified, filename)
+    } else {
+        let (_, filename) = crate::js::normalize_source_path(source);
+        // A relative source (`../../src/cart.js`) is relative to where the code lives (see
+        // `Resolved::sources_base`); any other keeps the spelling the map wrote it with.
+        let relative = !has_scheme(source) && !source.starts_with('/') && !source.starts_with("~/");
+        let abs_path = if relative {
+            resolve_url(&r.sources_base, source)
+        } else {
+            source.to_owned()
+        };
+        (abs_path, filename)
     };
     out.abs_path = Some(abs_path.clone());
     out.filename = Some(filename);
@@ -271,26 +292,37 @@ async fn apply_lookup(
     out.pre_context = None;
     out.context_line = None;
     out.post_context = None;
-    if context == ContextLines::Apply {
+    if context == ContextLines::Apply && source.is_empty() {
+        errors.push(wire::JsError {
+            sourcemap: Some(r.sourcemap.clone()),
+            ..js_error(
+                frame,
+                JsErrorKind::MissingSourceContent,
+                format!(
+                    "the source map names no original file for line {}, column {}, so there is no original text to show",
+                    loc.line, loc.column
+                ),
+            )
+        });
+    } else if context == ContextLines::Apply {
         let text = if cache.has_source_content(loc.source_id) {
             super::sources::map_source(state, &r.cache_key, &r.cache, loc.source_id).await
         } else {
-            original_source(state, r, loc.abs_path).await
+            original_source(state, r, source).await
         };
         let ctx = text.map(|t| t.context(loc.line, loc.column));
         match ctx {
             Some(ctx) => set_context(out, ctx),
             None => {
                 errors.push(wire::JsError {
-                    source: Some(loc.abs_path.to_owned()),
+                    source: Some(source.to_owned()),
                     sourcemap: Some(r.sourcemap.clone()),
                     ..js_error(
                         frame,
                         JsErrorKind::MissingSourceContent,
                         format!(
-                            "the source map has no sourcesContent for {} and no original source was uploaded at {}",
-                            loc.abs_path,
-                            source_candidates(r, loc.abs_path).join(", ")
+                            "the source map has no sourcesContent for {source}, and no original source was uploaded at {}",
+                            source_candidates(r, source).join(" or ")
                         ),
                     )
                 });
@@ -301,6 +333,18 @@ async fn apply_lookup(
         loc.token_name.map(str::to_owned),
         matches!(loc.scope, crate::js::JsScope::Anonymous),
     )
+}
+
+/// Whether a `sources` entry starts with a URL scheme (`webpack:`, `https:`); a Windows
+/// drive letter (`C:`) is not one.
+fn has_scheme(source: &str) -> bool {
+    source.split_once(':').is_some_and(|(scheme, _)| {
+        scheme.len() > 1
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    })
 }
 
 fn set_context(frame: &mut JsFrame, ctx: Option<crate::js::SourceContext>) {

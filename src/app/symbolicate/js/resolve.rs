@@ -52,8 +52,14 @@ pub(super) struct Resolved {
     pub(super) cache_key: String,
     /// URL (or description) of the map, for `data.sourcemap`.
     pub(super) sourcemap: String,
-    /// Base URL against which the map's `sources` resolve (to find uploaded originals).
+    /// The map's stored URL: where uploaded originals named by relative `sources` are
+    /// looked for.
     pub(super) map_url: Option<String>,
+    /// What relative `sources` resolve against for display (`abs_path`): the map's stored
+    /// URL when the map was found by release and URL (that URL is the real one); the
+    /// frame's own `abs_path` when it was found by debug ID, whose storage URL inside a
+    /// bundle (`~/0.js.map`) says nothing about where the code ran.
+    pub(super) sources_base: String,
     pub(super) resolved_with: ResolvedWith,
     pub(super) minified_sha: Option<Sha256>,
     pub(super) release: Option<Arc<ReleaseIndex>>,
@@ -65,6 +71,16 @@ pub(super) struct Failure {
     pub(super) kind: JsErrorKind,
     pub(super) diagnostic: String,
     pub(super) url: Option<String>,
+    /// The minified file, when it was found but no usable map was: its own lines are the
+    /// frame's context (as Symbolicator gives them).
+    pub(super) minified_sha: Option<Sha256>,
+}
+
+impl Failure {
+    fn with_minified(mut self, minified: Option<&ArtifactEntry>) -> Self {
+        self.minified_sha = minified.map(|m| m.sha256.clone());
+        self
+    }
 }
 
 /// A cache that could not be built: a map that cannot be indexed is malformed; one that
@@ -78,6 +94,7 @@ fn build_failure(e: &BuildError, what: &str, url: &str) -> Failure {
         kind,
         diagnostic: format!("source map {what} {how}: {e}"),
         url: Some(url.to_owned()),
+        minified_sha: None,
     }
 }
 
@@ -86,6 +103,7 @@ fn fail(kind: JsErrorKind, diagnostic: String) -> Failure {
         kind,
         diagnostic,
         url: None,
+        minified_sha: None,
     }
 }
 
@@ -186,24 +204,27 @@ impl Lookup<'_> {
         abs_path: &str,
         debug_id: Option<debugid::DebugId>,
     ) -> Result<Resolved, Failure> {
-        let mut notes: Vec<String> = Vec::new();
+        // What the debug ID lookup found, when it found nothing: the start of the sentence.
+        let mut tried_debug_id = None;
         // 1. Debug ID.
         if let Some(id) = debug_id {
-            match self.by_debug_id(id).await {
+            match self.by_debug_id(id, abs_path).await {
                 Ok(Some(resolved)) => return Ok(resolved),
-                Ok(None) => notes.push(format!(
-                    "debug ID {id} (from the request's modules) matched no uploaded source map"
-                )),
+                Ok(None) => {
+                    tried_debug_id = Some(format!(
+                        "debug ID {id} from the request's modules matched no uploaded source map"
+                    ))
+                }
                 Err(f) => return Err(f),
             }
         }
+        let sentence = |rest: String| match &tried_debug_id {
+            Some(first) => format!("{first}, and {rest}"),
+            None => rest,
+        };
         // 2. Release + URL.
         let Some(release) = &self.release else {
-            let mut d = notes.join("; ");
-            if !d.is_empty() {
-                d.push_str("; ");
-            }
-            d.push_str("the request has no release, so no URL lookup was possible");
+            let d = sentence("the request has no release to look its files up by URL".into());
             return Err(fail(
                 if debug_id.is_some() {
                     JsErrorKind::MissingSourcemap
@@ -218,7 +239,12 @@ impl Lookup<'_> {
             .index
             .release(self.project, release)
             .await
-            .map_err(|e| fail(JsErrorKind::MissingSource, format!("store error: {e}")))?;
+            .map_err(|e| {
+                fail(
+                    JsErrorKind::MissingSource,
+                    format!("the store could not be read: {e}"),
+                )
+            })?;
         let dist = self.dist.as_ref();
         let candidates = url_candidates(abs_path);
         let where_ = || match dist {
@@ -226,11 +252,8 @@ impl Lookup<'_> {
             None => format!("release {release} (no dist)"),
         };
         if index.uploads == 0 {
-            notes.push(format!(
-                "project {} has no release {release:?}",
-                self.project
-            ));
-            return Err(fail(JsErrorKind::MissingSource, notes.join("; ")));
+            let d = sentence(format!("project {} has no release {release}", self.project));
+            return Err(fail(JsErrorKind::MissingSource, d));
         }
         let minified = candidates.iter().find_map(|c| index.get(dist, c));
         let Some(minified) = minified else {
@@ -251,19 +274,18 @@ impl Lookup<'_> {
                 .unwrap_or_default()
                 .to_owned();
             let similar = index.similar_urls(&name, 5);
-            notes.push(format!(
-                "{} has no artifact for {}; tried: {}",
+            let mut d = format!(
+                "{} has no file for {abs_path} at {}",
                 where_(),
-                abs_path,
-                candidates.join(", ")
-            ));
+                or_list(&candidates)
+            );
             if !similar.is_empty() {
-                notes.push(format!(
-                    "files with that name in the release: {}",
-                    similar.join(", ")
+                d.push_str(&format!(
+                    ", though it has files of that name at {}",
+                    and_list(&similar)
                 ));
             }
-            return Err(fail(JsErrorKind::MissingSource, notes.join("; ")));
+            return Err(fail(JsErrorKind::MissingSource, sentence(d)));
         };
         let min_entry = &minified.entry;
         // A source map uploaded at the frame's URL itself.
@@ -281,8 +303,13 @@ impl Lookup<'_> {
                 } else {
                     JsErrorKind::MalformedSourcemap
                 },
-                diagnostic: format!("{}: inline source map: {problem}", min_entry.url),
+                diagnostic: sentence(format!(
+                    "the inline source map of {} is unusable: {}",
+                    min_entry.url,
+                    problem.trim_end_matches('.')
+                )),
                 url: Some(min_entry.url.to_string()),
+                minified_sha: Some(min_entry.sha256.clone()),
             });
         }
         if let Some(inline) = min_entry.headers.get("x-tracemap-inline-map") {
@@ -307,7 +334,7 @@ impl Lookup<'_> {
                 )
                 .await;
         }
-        let mut tried = Vec::new();
+        let mut tried: Vec<String> = Vec::new();
         let map_ref = min_entry.sourcemap_ref.clone();
         let map_urls: Vec<String> = match &map_ref {
             Some(r) => {
@@ -336,39 +363,50 @@ impl Lookup<'_> {
         }
         // The minified file's own debug ID may find a map uploaded elsewhere.
         if let Some(id) = min_entry.debug_id {
-            if let Ok(Some(r)) = self.by_debug_id(id).await {
+            if let Ok(Some(r)) = self.by_debug_id(id, abs_path).await {
                 return Ok(r);
             }
-            tried.push(format!("debug ID {id}"));
+            tried.push(format!("under its debug ID {id}"));
         }
         let how = match &map_ref {
-            Some(r) => format!("its source map reference {r:?}"),
-            None => {
-                "no sourceMappingURL comment or Sourcemap header; the sibling convention".into()
-            }
+            Some(r) => format!(
+                "its source map {r} (from its sourceMappingURL) is not at {}",
+                or_list(&tried)
+            ),
+            None => format!(
+                "it names no source map (no sourceMappingURL comment or SourceMap header) and none is at {}",
+                or_list(&tried)
+            ),
         };
-        notes.push(format!(
-            "found {} in {} but not the source map named by {how}; tried: {}",
-            min_entry.url,
-            where_(),
-            tried.join(", ")
-        ));
+        let d = format!("{} is in {}, but {how}", min_entry.url, where_());
         Err(Failure {
             kind: JsErrorKind::MissingSourcemap,
-            diagnostic: notes.join("; "),
+            diagnostic: sentence(d),
             url: map_urls.first().cloned(),
+            minified_sha: Some(min_entry.sha256.clone()),
         })
     }
 
     /// The newest upload holding a source map with this debug ID (and the minified file
     /// with the same ID, if uploaded).
-    async fn by_debug_id(&self, id: debugid::DebugId) -> Result<Option<Resolved>, Failure> {
+    /// `ran_at` is the frame's `abs_path`: where the code ran, which relative sources are
+    /// shown against.
+    async fn by_debug_id(
+        &self,
+        id: debugid::DebugId,
+        ran_at: &str,
+    ) -> Result<Option<Resolved>, Failure> {
         let manifests = self
             .state
             .index
             .by_debug_id(self.project, &id)
             .await
-            .map_err(|e| fail(JsErrorKind::MissingSourcemap, format!("store error: {e}")))?;
+            .map_err(|e| {
+                fail(
+                    JsErrorKind::MissingSourcemap,
+                    format!("the store could not be read: {e}"),
+                )
+            })?;
         // Newest first, up to the newest deletion of that kind of artifact with this ID.
         let find = |kind: ArtifactKind| {
             let tombstone = DeletedDebugId { debug_id: id, kind };
@@ -405,6 +443,7 @@ impl Lookup<'_> {
             cache_key: cache_key(minified.as_ref().map(|m| &m.sha256), &map.sha256),
             sourcemap: url.clone(),
             map_url: Some(url),
+            sources_base: ran_at.to_owned(),
             resolved_with: ResolvedWith::DebugId,
             minified_sha: minified.map(|m| m.sha256),
             release,
@@ -421,18 +460,38 @@ impl Lookup<'_> {
         resolved_with: ResolvedWith,
     ) -> Result<Resolved, Failure> {
         let built = pair_cache(self.state, minified.map(|m| &m.sha256), &map.sha256).await;
-        let cache = built.map_err(|e| build_failure(&e, &map_url, &map_url))?;
+        let cache =
+            built.map_err(|e| build_failure(&e, &map_url, &map_url).with_minified(minified))?;
         Ok(Resolved {
             cache,
             cache_key: cache_key(minified.map(|m| &m.sha256), &map.sha256),
             sourcemap: map_url.clone(),
             // Sources resolve against the map's own URL (for an inline map: the file's).
             map_url: Some(map.url.to_string()),
+            sources_base: map.url.to_string(),
             resolved_with,
             minified_sha: minified.map(|m| m.sha256.clone()),
             release: Some(index.clone()),
             dist: self.dist.clone(),
         })
+    }
+}
+
+/// `a, b or c`, for the places something was looked for.
+fn or_list(items: &[String]) -> String {
+    joined(items, "or")
+}
+
+/// `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    joined(items, "and")
+}
+
+fn joined(items: &[String], last: &str) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., tail] => format!("{} {last} {tail}", init.join(", ")),
     }
 }
 
