@@ -275,6 +275,25 @@ impl Text {
     pub fn context(&self, line: u32, column: u32) -> Option<crate::js::SourceContext> {
         self.lines.context(&self.text, line, column, 5)
     }
+
+    /// Why a 0-based (line, UTF-16 column) cannot be a position in this text, if it cannot:
+    /// the line is past the end, or the column past the end of its line.
+    pub fn position_problem(&self, line: u32, column: u32) -> Option<String> {
+        let Some(len) = self.lines.line_len_utf16(&self.text, line as usize) else {
+            return Some(format!(
+                "the file has {} lines, so line {} does not exist",
+                self.lines.line_count(),
+                u64::from(line) + 1
+            ));
+        };
+        (column as usize >= len.max(1)).then(|| {
+            format!(
+                "line {} has {len} characters, so column {} is past its end",
+                u64::from(line) + 1,
+                u64::from(column) + 1
+            )
+        })
+    }
 }
 
 fn cache_kind(key: &str) -> &'static str {

@@ -166,6 +166,8 @@ pub struct LineIndex {
 #[derive(Debug, Clone)]
 struct LongLine {
     chars: usize,
+    /// Length in UTF-16 code units.
+    utf16: usize,
     /// (byte offset, UTF-16 offset, char offset), all from the start of the line.
     marks: Vec<(usize, usize, usize)>,
 }
@@ -184,7 +186,11 @@ impl LongLine {
             utf16 += c.len_utf16();
             chars += 1;
         }
-        LongLine { chars, marks }
+        LongLine {
+            chars,
+            utf16,
+            marks,
+        }
     }
 
     /// The character containing the 0-based UTF-16 offset (or the line length).
@@ -278,6 +284,26 @@ impl LineIndex {
         text.get(start..end.max(start))
             .unwrap_or_default()
             .trim_end_matches('\r')
+    }
+
+    /// Number of lines of the text.
+    pub fn line_count(&self) -> usize {
+        self.count
+    }
+
+    /// Length of line `i` (0-based) in UTF-16 code units, the unit of JavaScript columns.
+    pub fn line_len_utf16(&self, text: &str, i: usize) -> Option<usize> {
+        if i >= self.count {
+            return None;
+        }
+        let line = self.line(text, i);
+        Some(if self.ascii[i] {
+            line.len()
+        } else if let Some(long) = self.long.get(&i) {
+            long.utf16
+        } else {
+            line.encode_utf16().count()
+        })
     }
 
     /// Bytes this index holds (for cache weighing).

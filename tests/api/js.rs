@@ -754,3 +754,42 @@ async fn hermes_bytecode_positions_resolve_through_the_composed_map() {
         misses.join("\n")
     );
 }
+
+/// A column past the end of its line (or a line past the end of the file) is not a position
+/// in the minified file: it gets `invalid_location` with the line's length, not the line's
+/// last token with full confidence.
+#[tokio::test]
+async fn positions_past_the_end_of_a_line_or_file_are_invalid() {
+    let app = TestApp::new();
+    upload_bundle(&app, "web", "1.0", "esbuild").await;
+    let o = oracle("esbuild");
+    let js =
+        String::from_utf8(fixture(&format!("js/{}", o["minified"].as_str().unwrap()))).unwrap();
+    let first_line: Vec<u16> = js.lines().next().unwrap().encode_utf16().collect();
+    let len = first_line.len() as u64;
+    let lines = js.lines().count() as u64;
+    let url = abs(o["url"].as_str().unwrap());
+    let ask = |line: u64, col: u64| json!({"release": "1.0", "stacktraces": [{"frames": [{"abs_path": url, "lineno": line, "colno": col}]}]});
+    // The last character of the line is a position (whatever it maps to).
+    let last = app.js("web", &ask(1, len)).await;
+    assert_ne!(last["errors"][0]["type"], "invalid_location", "{last}");
+    for (line, col, says) in [
+        (1, len + 1, format!("line 1 has {len} characters")),
+        (
+            1,
+            48_213.max(len + 10),
+            format!("line 1 has {len} characters"),
+        ),
+        (lines + 1, 1, format!("the file has {lines} lines")),
+    ] {
+        let r = app.js("web", &ask(line, col)).await;
+        let frame = &r["stacktraces"][0]["frames"][0];
+        assert_eq!(frame["data"]["symbolicated"], false, "{line}:{col}: {r}");
+        assert_eq!(
+            r["errors"][0]["type"], "invalid_location",
+            "{line}:{col}: {r}"
+        );
+        let d = r["errors"][0]["diagnostic"].as_str().unwrap();
+        assert!(d.contains(&says), "{line}:{col}: {d}");
+    }
+}

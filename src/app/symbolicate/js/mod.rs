@@ -242,6 +242,21 @@ async fn apply_lookup(
             return (None, false);
         }
     };
+    // A position the minified file does not have would still find a token (the last one of
+    // the line): check it against the file when it was uploaded. Not for Hermes/Metro maps,
+    // whose positions may be bytecode offsets rather than places in the uploaded bundle.
+    let bytecode = cache.scope_origins().hermes_function_maps;
+    if let (Some(sha), false) = (&r.minified_sha, bytecode) {
+        if let Some(text) = super::sources::blob_text(state, sha).await {
+            if let Some(problem) = text.position_problem(line0, col0) {
+                let file = frame.abs_path.as_deref().unwrap_or("the minified file");
+                let d = format!("{problem} in {file}");
+                errors.push(js_error(frame, JsErrorKind::InvalidLocation, d.clone()));
+                out.data.diagnostic = Some(d);
+                return (None, false);
+            }
+        }
+    }
     let Some(loc) = cache.lookup(line0, col0) else {
         let d = format!(
             "source map {} has no mapping at line {lineno}, column {colno}",
