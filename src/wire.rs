@@ -320,6 +320,9 @@ pub enum ModuleStatus {
     /// No frame needed the module.
     Unused,
     Found,
+    /// Found, but split DWARF units it names (`.dwo`/`.dwp`) were not uploaded: answers
+    /// lack inlined frames there (the diagnostic lists the DWO IDs).
+    SplitDwarfMissing,
     Missing,
     Malformed,
     /// The store did not answer; the next request tries again.

@@ -619,3 +619,76 @@ async fn sources_embedded_in_dwarf_give_source_context() {
     assert!(checked > 50, "only {checked} frames with embedded sources");
     assert_eq!(r["modules"][0]["features"]["has_sources"], true);
 }
+
+/// A skeleton uploaded without its `.dwo`/`.dwp` says so: the upload warns with the DWO IDs,
+/// the listing shows them as missing, and the module and its frames carry the reason; once
+/// the package is uploaded, all of that goes away.
+#[tokio::test]
+async fn a_skeleton_without_its_split_dwarf_says_so() {
+    let app = TestApp::new();
+    let r = app
+        .upload_debug_file("app", "c_splitdwarf", fixture("native/out/c_splitdwarf"))
+        .await
+        .ok()
+        .json();
+    let missing = r["debug_files"][0]["missing_dwo_ids"].clone();
+    assert_eq!(missing.as_array().map(Vec::len), Some(2), "{r}");
+    let warning = r["warnings"][0].as_str().unwrap_or_default();
+    assert!(warning.contains(".dwo or .dwp"), "{r}");
+    let listed = app
+        .get("/api/v1/projects/app/debug-files")
+        .await
+        .ok()
+        .json();
+    assert_eq!(listed["debug_files"][0]["missing_dwo_ids"], missing);
+
+    let o = oracle("c_splitdwarf");
+    let addr = o["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] != "outside")
+        .unwrap()["addr"]
+        .clone();
+    let body = json!({
+        "modules": [{"type": "elf", "debug_id": o["debug_id"], "image_addr": format!("{IMAGE:#x}"),
+                     "image_size": 0x1000_0000u64, "arch": "x86_64"}],
+        "stacktraces": [{"frames": [{"instruction_addr": format!("{:#x}", IMAGE + hex(&addr) - hex(&o["image_vmaddr"])),
+                                      "adjust_instruction_addr": false}]}],
+    });
+    let before = app.native("app", &body).await;
+    assert_eq!(
+        before["modules"][0]["debug_status"], "split_dwarf_missing",
+        "{before}"
+    );
+    assert!(before["modules"][0]["diagnostic"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("DWO IDs"));
+    let frame = &before["stacktraces"][0]["frames"][0];
+    assert!(
+        frame["diagnostic"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not uploaded"),
+        "{frame}"
+    );
+
+    upload(&app, "c_splitdwarf.dwp").await;
+    let listed = app
+        .get("/api/v1/projects/app/debug-files")
+        .await
+        .ok()
+        .json();
+    for d in listed["debug_files"].as_array().unwrap() {
+        assert!(d.get("missing_dwo_ids").is_none(), "{d}");
+    }
+    let after = app.native("app", &body).await;
+    assert_eq!(after["modules"][0]["debug_status"], "found", "{after}");
+    assert!(
+        after["stacktraces"][0]["frames"][0]
+            .get("diagnostic")
+            .is_none(),
+        "{after}"
+    );
+}

@@ -188,6 +188,7 @@ pub async fn debug_files(
             if wanted {
                 files.push(DebugFileView {
                     upload_id: Some(m.id.to_string()),
+                    missing_dwo_ids: super::missing_split_units(app, project, d).await,
                     ..DebugFileView::of(d)
                 });
             }

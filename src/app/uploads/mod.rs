@@ -89,6 +89,9 @@ pub struct DebugFileView {
     pub upload_id: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dwo_ids: Vec<String>,
+    /// For a file with skeleton units: the DWO IDs no uploaded `.dwo`/`.dwp` provides yet.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_dwo_ids: Vec<String>,
 }
 
 impl DebugFileView {
@@ -105,6 +108,7 @@ impl DebugFileView {
             size: d.size,
             upload_id: None,
             dwo_ids: d.dwo_ids.clone(),
+            missing_dwo_ids: Vec::new(),
         }
     }
 }
@@ -114,18 +118,46 @@ pub async fn commit(
     state: &App,
     manifest: UploadManifest,
     prepared: Vec<Prepared>,
-    warnings: Vec<String>,
+    mut warnings: Vec<String>,
 ) -> ApiResult<UploadResponse> {
     let manifest = commit_manifest(state, manifest, prepared).await?;
+    let mut debug_files = Vec::with_capacity(manifest.debug_files.len());
+    for d in &manifest.debug_files {
+        let mut view = DebugFileView::of(d);
+        view.missing_dwo_ids = missing_split_units(state, &manifest.project, d).await;
+        if !view.missing_dwo_ids.is_empty() {
+            warnings.push(format!(
+                "{} has split DWARF units whose .dwo or .dwp was not uploaded yet (DWO IDs {}): \
+                 until it is, frames there have no inlined calls",
+                d.name,
+                view.missing_dwo_ids.join(", ")
+            ));
+        }
+        debug_files.push(view);
+    }
     Ok(UploadResponse {
         upload_id: manifest.id.to_string(),
         project: manifest.project.to_string(),
         release: manifest.release.as_ref().map(|r| r.to_string()),
         dist: manifest.dist.as_ref().map(|d| d.to_string()),
         artifacts: manifest.artifacts.iter().map(ArtifactView::of).collect(),
-        debug_files: manifest.debug_files.iter().map(DebugFileView::of).collect(),
+        debug_files,
         warnings,
     })
+}
+
+/// DWO IDs of `file`'s skeleton units that no uploaded split DWARF provides.
+pub(crate) async fn missing_split_units(
+    app: &App,
+    project: &crate::types::ProjectId,
+    file: &DebugFileEntry,
+) -> Vec<String> {
+    if file.dwo_ids.is_empty() {
+        return Vec::new();
+    }
+    super::symbolicate::native::split_units(app, project, file)
+        .await
+        .missing
 }
 
 /// The storing half of [`commit`]: returns the manifest as committed.

@@ -6,6 +6,7 @@ mod resolve;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub(crate) use resolve::split_units;
 pub use resolve::{prewarm, ModuleResolution};
 use resolve::{resolve_module, FoundBy, Module, ResolvedModule};
 
@@ -249,6 +250,8 @@ pub async fn symbolicate(
                     lineno: f.lineno,
                     lang: f.lang,
                     package: package.clone(),
+                    diagnostic: (!resolved.missing_dwo.is_empty())
+                        .then(|| split_dwarf_note(&resolved.missing_dwo)),
                     ..base.clone()
                 };
                 if context == ContextLines::Apply
@@ -278,6 +281,11 @@ pub async fn symbolicate(
                     module_notes.remove(&m.index),
                 ),
                 Some(r) => match &r.outcome {
+                    Ok(r) if !r.missing_dwo.is_empty() => (
+                        ModuleStatus::SplitDwarfMissing,
+                        r.features,
+                        Some(split_dwarf_note(&r.missing_dwo)),
+                    ),
                     Ok(r) => (
                         ModuleStatus::Found,
                         r.features,
@@ -334,4 +342,14 @@ async fn source_context(
         out.context_line = Some(ctx.context_line);
         out.post_context = Some(ctx.post_context);
     }
+}
+
+/// What a missing split DWARF unit means for a module's answers.
+fn split_dwarf_note(missing: &[String]) -> String {
+    format!(
+        "the split DWARF of this module (DWO IDs {}) was not uploaded: upload its .dwo or .dwp \
+         files; until then frames in those units have no inlined calls and their lines may \
+         be an inlined callee's",
+        missing.join(", ")
+    )
 }

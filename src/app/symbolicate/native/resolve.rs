@@ -44,6 +44,8 @@ pub(super) struct ResolvedModule {
     /// The debug file itself, when its DWARF embeds the sources.
     pub(super) embedded_sources: Option<Sha256>,
     pub(super) found_by: FoundBy,
+    /// DWO IDs of skeleton units whose split DWARF was not uploaded.
+    pub(super) missing_dwo: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -82,26 +84,7 @@ async fn file_cache(
     file: &DebugFileEntry,
     executable: Option<&DebugFileEntry>,
 ) -> Built {
-    let mut dwo = Vec::new();
-    if file.format != DebugFileFormat::SplitDwarf {
-        for id in &file.dwo_ids {
-            let Ok(n) = u64::from_str_radix(id, 16) else {
-                continue;
-            };
-            let debug_id = crate::native::dwo_debug_id(n);
-            if let Ok(manifests) = state.index.by_debug_id(project, &debug_id).await {
-                if let Some(d) = manifests.iter().rev().find_map(|m| {
-                    m.debug_files
-                        .iter()
-                        .find(|d| d.format == DebugFileFormat::SplitDwarf && d.dwo_ids.contains(id))
-                }) {
-                    if !dwo.contains(&d.sha256) {
-                        dwo.push(d.sha256.clone());
-                    }
-                }
-            }
-        }
-    }
+    let SplitUnits { found: dwo, .. } = split_units(state, project, file).await;
     let key = cache_key(file, executable, &dwo);
     let store = state.store.clone();
     let tmp = state.config.tmp_dir();
@@ -164,6 +147,59 @@ async fn file_cache(
             .map_err(BuildError::unavailable)?
         })
         .await
+}
+
+/// The split DWARF a debug file's skeleton units name: the uploaded `.dwo`/`.dwp` files
+/// that provide them, and the DWO IDs (hex) nothing uploaded to the project provides.
+pub(crate) struct SplitUnits {
+    pub(crate) found: Vec<Sha256>,
+    pub(crate) missing: Vec<String>,
+}
+
+pub(crate) async fn split_units(
+    state: &App,
+    project: &ProjectId,
+    file: &DebugFileEntry,
+) -> SplitUnits {
+    let mut units = SplitUnits {
+        found: Vec::new(),
+        missing: Vec::new(),
+    };
+    if file.format == DebugFileFormat::SplitDwarf {
+        return units;
+    }
+    // A `.dwp` is findable by the ID of its first unit only: what a found file provides is
+    // read from its own list.
+    let mut provided: Vec<String> = Vec::new();
+    for id in &file.dwo_ids {
+        if provided.contains(id) {
+            continue;
+        }
+        let Ok(n) = u64::from_str_radix(id, 16) else {
+            continue;
+        };
+        let debug_id = crate::native::dwo_debug_id(n);
+        let provider = match state.index.by_debug_id(project, &debug_id).await {
+            Ok(manifests) => manifests.iter().rev().find_map(|m| {
+                m.debug_files
+                    .iter()
+                    .find(|d| d.format == DebugFileFormat::SplitDwarf && d.dwo_ids.contains(id))
+                    .cloned()
+            }),
+            Err(_) => None,
+        };
+        match provider {
+            Some(d) => {
+                provided.extend(d.dwo_ids.iter().cloned());
+                if !units.found.contains(&d.sha256) {
+                    units.found.push(d.sha256);
+                }
+            }
+            None => units.missing.push(id.clone()),
+        }
+    }
+    units.missing.retain(|id| !provided.contains(id));
+    units
 }
 
 /// How good a debug file is for lookups: debug info beats a symbol table.
@@ -303,8 +339,10 @@ async fn resolve_module_uncached(
     } else {
         None
     };
+    let missing_dwo = split_units(state, project, &best).await.missing;
     match file_cache(state, project, &best, executable.as_ref()).await {
         Ok(cache) => Ok(ResolvedModule {
+            missing_dwo,
             cache,
             embedded_sources: (best.features.sources
                 && matches!(best.format, DebugFileFormat::Elf | DebugFileFormat::MachO))
