@@ -301,3 +301,47 @@ async fn upload_retries_transient_failures() {
     assert!(stdout.contains("1 file(s) uploaded"), "{stdout}");
     assert_eq!(posts.load(Ordering::SeqCst), 3);
 }
+
+/// `sourcemaps inject` on a bundle whose map is inline (`data:` URL): the ID goes into the
+/// file (the inline map cannot carry it), and a lookup by that ID alone finds the inline map.
+#[tokio::test]
+async fn an_injected_bundle_with_an_inline_map_resolves_by_debug_id() {
+    use base64::Engine;
+    let server = server().await;
+    let app = server.app(TOKEN);
+    let build = tempfile::tempdir().unwrap();
+    let dist = build.path().join("dist");
+    std::fs::create_dir_all(&dist).unwrap();
+    let inline = base64::engine::general_purpose::STANDARD.encode(tiny_map(None));
+    std::fs::write(
+        dist.join("app.js"),
+        format!("boom();\n//# sourceMappingURL=data:application/json;base64,{inline}\n"),
+    )
+    .unwrap();
+    ok(tracemap(&server, &["sourcemaps", "inject", "dist"], build.path()).await);
+    let js = std::fs::read_to_string(dist.join("app.js")).unwrap();
+    let id = js
+        .lines()
+        .last()
+        .unwrap()
+        .strip_prefix("//# debugId=")
+        .unwrap()
+        .to_owned();
+    // Uploaded without a release: only the debug ID can find it.
+    let bundle = zip(&[("app.js", js.as_bytes())]);
+    let r = app.post_bytes("/api/v1/projects/web/bundles", bundle).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let v = app
+        .js(
+            "web",
+            &json!({
+                "modules": [{"type": "sourcemap", "code_file": "/srv/app.js", "debug_id": id}],
+                "stacktraces": [{"frames": [{"abs_path": "/srv/app.js", "lineno": 1, "colno": 1}]}],
+            }),
+        )
+        .await;
+    let frame = &v["stacktraces"][0]["frames"][0];
+    assert_eq!(frame["data"]["symbolicated"], true, "{v}");
+    assert_eq!(frame["lineno"], 10, "{v}");
+    assert_eq!(frame["data"]["resolved_with"], "debug-id", "{v}");
+}

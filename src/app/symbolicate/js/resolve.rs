@@ -421,10 +421,26 @@ impl Lookup<'_> {
                         .cloned()
                 })
         };
-        let Some(map) = find(ArtifactKind::SourceMap) else {
+        let minified = find(ArtifactKind::MinifiedSource);
+        // A minified file with the ID and an inline `data:` map (what `sourcemaps inject`
+        // makes of such a file: the ID goes into the file, the inline map cannot carry it)
+        // is served by its inline map.
+        let inline = || {
+            let m = minified.as_ref()?;
+            let sha = Sha256::parse(m.headers.get("x-tracemap-inline-map")?).ok()?;
+            Some(ArtifactEntry {
+                url: m.url.clone(),
+                kind: ArtifactKind::SourceMap,
+                sha256: sha,
+                size: 0,
+                debug_id: Some(id),
+                sourcemap_ref: None,
+                headers: Default::default(),
+            })
+        };
+        let Some(map) = find(ArtifactKind::SourceMap).or_else(inline) else {
             return Ok(None);
         };
-        let minified = find(ArtifactKind::MinifiedSource);
         let url = map.url.to_string();
         let built = pair_cache(
             self.state,
