@@ -16,7 +16,8 @@ use serde::Deserialize;
 use super::routes::{Access, Group, Routes};
 use super::{multipart, read_json, read_part};
 
-use crate::app::sentry::assemble::{self, BundleAssemble, DifRequest};
+use crate::app::sentry::assemble::{self, BundleAssemble};
+use crate::app::sentry::difs::{self, DifRequest};
 use crate::app::sentry::releases::{self, Created, ReleaseBody};
 use crate::app::sentry::{self as protocol, ChunkEncoding, ChunkRequest};
 use crate::app::App;
@@ -285,7 +286,7 @@ async fn assemble_difs(
     let project = ProjectId::parse(&project)?;
     app.auth.check(&headers, Scope::Upload, Some(&project))?;
     let req: BTreeMap<String, DifRequest> = json(&app, body).await?;
-    Ok(Json(assemble::debug_files(&app, &project, req).await?))
+    Ok(Json(difs::debug_files(&app, &project, req).await?))
 }
 
 // ---- releases ---------------------------------------------------------------------------

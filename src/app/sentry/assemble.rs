@@ -6,7 +6,7 @@
 //! answer the recorded state (`assembling`, `ok` or `error`). States are stored, so a restart
 //! keeps them; a state left `created`/`assembling` by a crash is restarted by the next call.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use object_store::path::Path as Key;
 use parking_lot::Mutex;
@@ -14,12 +14,12 @@ use serde::{Deserialize, Serialize};
 use sha1::Digest;
 
 use super::{invalid, is_sha1};
-use crate::app::uploads::{self, debug_files, js};
+use crate::app::uploads::{self, js};
 use crate::app::App;
 use crate::auth::Caller;
 use crate::config::Scope;
 use crate::error::{ApiError, ApiResult};
-use crate::ingest::{self, Received};
+use crate::ingest;
 use crate::store::{now_rfc3339, Store, UploadId, UploadManifest, UploadSource};
 use crate::types::ProjectId;
 
@@ -35,7 +35,7 @@ enum AssembleState {
 
 /// What is assembled: the two kinds keep their states apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AssembleKind {
+pub(super) enum AssembleKind {
     Bundle,
     DebugFile,
 }
@@ -75,19 +75,19 @@ const STALLED_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What an assembly committed.
 pub(super) struct Committed {
-    dif: Option<serde_json::Value>,
-    pointers: Vec<String>,
+    pub(super) dif: Option<serde_json::Value>,
+    pub(super) pointers: Vec<String>,
 }
 
 /// Why an assembly failed, and whether trying again may succeed.
 pub(super) struct JobError {
-    detail: String,
+    pub(super) detail: String,
     /// The store or local disk failed: the state is not kept, the next call tries again.
-    transient: bool,
+    pub(super) transient: bool,
 }
 
 impl JobError {
-    fn transient(e: impl std::fmt::Display) -> Self {
+    pub(super) fn transient(e: impl std::fmt::Display) -> Self {
         JobError {
             detail: e.to_string(),
             transient: true,
@@ -137,7 +137,7 @@ impl StoredState {
 
 /// Whose assembly a state records: assembling the same bytes for another project is another
 /// assembly, so no project ever sees (or is answered with) another's state.
-enum Owner<'a> {
+pub(super) enum Owner<'a> {
     /// The projects the request named (already authorised).
     Projects(&'a [ProjectId]),
     /// A bundle that names its project in its own manifest: until it is opened, the state
@@ -202,7 +202,7 @@ fn state_json(s: &StoredState, missing: Vec<String>) -> serde_json::Value {
     v
 }
 
-fn check_checksums(checksum: &str, chunks: &[String]) -> ApiResult<()> {
+pub(super) fn check_checksums(checksum: &str, chunks: &[String]) -> ApiResult<()> {
     if !is_sha1(checksum) || !chunks.iter().all(|c| is_sha1(c)) {
         return Err(invalid(
             "checksum and chunks must be 40 lowercase hex digits",
@@ -213,7 +213,7 @@ fn check_checksums(checksum: &str, chunks: &[String]) -> ApiResult<()> {
 
 /// One step of the state machine: `not_found` with the complete list of missing chunks,
 /// else the stored state, else start assembling and answer `created`.
-async fn step<F, Fut>(
+pub(super) async fn step<F, Fut>(
     app: &App,
     kind: AssembleKind,
     owner: Owner<'_>,
@@ -255,11 +255,17 @@ where
     let chunks = chunks.to_vec();
     let checksum = checksum.to_owned();
     tokio::spawn(async move {
+        // The heartbeat stops (and finishes any write in flight) before the final state is
+        // written, so a late beat can never overwrite it.
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let heartbeat = {
             let (app, key) = (app2.clone(), key.clone());
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(HEARTBEAT).await;
+                    tokio::select! {
+                        _ = stopped.changed() => break,
+                        () = tokio::time::sleep(HEARTBEAT) => {}
+                    }
                     let beat = StoredState::new(AssembleState::Assembling);
                     if let Err(e) = app.store.put_json(&key, &beat).await {
                         tracing::warn!(error = %e, "cannot refresh assemble state");
@@ -268,7 +274,8 @@ where
             })
         };
         let result = run(&app2, &key, &checksum, &chunks, job).await;
-        heartbeat.abort();
+        let _ = stop.send(true);
+        let _ = heartbeat.await;
         let final_state = match result {
             Ok(committed) => StoredState {
                 dif: committed.dif,
@@ -475,7 +482,7 @@ pub async fn bundle(app: &App, req: BundleAssemble) -> ApiResult<serde_json::Val
 /// The project a bundle's `manifest.json` names. Opens the zip in place (as uploads do) and
 /// inflates only the manifest, capped.
 /// Keys of the pointers that make a committed upload findable (one per lookup path).
-fn proof_of(manifest: &UploadManifest) -> Vec<String> {
+pub(super) fn proof_of(manifest: &UploadManifest) -> Vec<String> {
     manifest
         .pointer_keys()
         .into_iter()
@@ -514,82 +521,4 @@ fn project_from_bundle(
         .project
         .ok_or("the request names no project and neither does the bundle's manifest")?;
     ProjectId::parse(&project).map_err(|e| e.to_string())
-}
-
-/// One file of a difs assemble request. Its `debug_id` (a hint sentry-cli sends) is not
-/// needed: the debug IDs come from the file itself.
-#[derive(Debug, Deserialize)]
-pub struct DifRequest {
-    pub name: String,
-    #[serde(default)]
-    pub chunks: Vec<String>,
-}
-
-/// Assembles debug files (a map keyed by whole-file SHA-1; the answer has the same keys).
-pub async fn debug_files(
-    app: &App,
-    project: &ProjectId,
-    files: BTreeMap<String, DifRequest>,
-) -> ApiResult<serde_json::Value> {
-    let mut out = serde_json::Map::new();
-    for (checksum, file) in files {
-        check_checksums(&checksum, &file.chunks)?;
-        let job_app = app.clone();
-        let job_project = project.clone();
-        let name = ingest::safe_relative_path(&file.name)
-            .map(|n| ingest::file_name(&n).to_owned())
-            .unwrap_or_else(|| "upload".into());
-        let sha1 = checksum.clone();
-        let job = move |path: tempfile::TempPath| async move {
-            let size = std::fs::metadata(&path).map_err(JobError::transient)?.len();
-            let sha256 = tokio::task::spawn_blocking({
-                let path = path.to_path_buf();
-                move || ingest::sha256_of_file(&path)
-            })
-            .await
-            .map_err(JobError::transient)?
-            .map_err(JobError::transient)?;
-            let received = Received {
-                name: name.clone(),
-                file: ingest::TempFile { path, sha256, size },
-            };
-            let (prepared, _) = debug_files::prepare(&job_app, vec![received]).await?;
-            let manifest = UploadManifest::new(job_project, UploadSource::SentryCli);
-            let manifest = uploads::commit_manifest(&job_app, manifest, prepared).await?;
-            let d = manifest
-                .debug_files
-                .first()
-                .map(uploads::DebugFileView::of)
-                .ok_or("no debug file in upload")?;
-            let dif = serde_json::json!({
-                "id": manifest.id.to_string(),
-                "uuid": d.debug_id,
-                "debugId": d.debug_id,
-                "codeId": d.code_id,
-                "cpuName": d.arch,
-                "objectName": name,
-                "symbolType": d.kind,
-                "headers": {"Content-Type": "application/octet-stream"},
-                "size": size,
-                "sha1": sha1,
-                "dateCreated": now_rfc3339(),
-                "data": {"type": d.object_kind, "features": d.features},
-            });
-            Ok(Committed {
-                dif: Some(dif),
-                pointers: proof_of(&manifest),
-            })
-        };
-        let v = step(
-            app,
-            AssembleKind::DebugFile,
-            Owner::Projects(std::slice::from_ref(project)),
-            &checksum,
-            &file.chunks,
-            job,
-        )
-        .await?;
-        out.insert(checksum, v);
-    }
-    Ok(serde_json::Value::Object(out))
 }

@@ -14,6 +14,7 @@
 //! ```
 
 pub mod assemble;
+pub mod difs;
 pub mod releases;
 
 use bytes::Bytes;
