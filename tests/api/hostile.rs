@@ -136,6 +136,37 @@ fn zip_claiming(entries: u16) -> Vec<u8> {
     z
 }
 
+/// A zip whose central directory lists `copies` entries that all point at the same local
+/// entry (the overlap "quine"-style bombs use): every copy would inflate the same data.
+fn zip_overlapping(copies: u16) -> Vec<u8> {
+    let zeros = vec![0u8; 1 << 20];
+    let z = zip(&[("a.js", &zeros)]);
+    let cd = z
+        .windows(4)
+        .position(|w| w == b"PK\x01\x02")
+        .expect("central directory");
+    let eocd = z
+        .windows(4)
+        .rposition(|w| w == b"PK\x05\x06")
+        .expect("end record");
+    let entry = &z[cd..eocd];
+    let mut out = z[..cd].to_vec();
+    for i in 0..copies {
+        let mut e = entry.to_vec();
+        // Same length names, a different one each: a0.js, a1.js … (the name starts at 46).
+        let name = format!("{:04}", i);
+        e[46..50].copy_from_slice(name.as_bytes());
+        out.extend_from_slice(&e);
+    }
+    let cd_size = (out.len() - cd) as u32;
+    let mut end = z[eocd..].to_vec();
+    end[8..10].copy_from_slice(&copies.to_le_bytes());
+    end[10..12].copy_from_slice(&copies.to_le_bytes());
+    end[12..16].copy_from_slice(&cd_size.to_le_bytes());
+    out.extend_from_slice(&end);
+    out
+}
+
 async fn suite() {
     let app = TestApp::with_config(|c| {
         c.limits.max_inflated_bytes = 8 << 20;
@@ -200,6 +231,16 @@ async fn suite() {
         "zip_too_many_entries",
     )
     .await;
+    // Overlapping entries: each inflates the same megabyte; counted as produced, they pass
+    // the inflated-bytes limit (8 MiB here) and are refused.
+    let r = app.send(bundle(zip_overlapping(20))).await;
+    assert!(
+        (r.status == 413 && r.error_code() == "zip_too_large")
+            || (r.status == 400 && r.error_code() == "zip_invalid"),
+        "overlapping entries: {} {}",
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
     refused(
         &app,
         "traversal",
@@ -246,7 +287,7 @@ async fn suite() {
         "zip_unsafe_path",
     )
     .await;
-    tried += 7;
+    tried += 8;
 
     // Multipart: a 1 GiB text part (streamed, cut off at the part limit), too many parts.
     let boundary = "hostileboundary";
