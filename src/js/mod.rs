@@ -39,6 +39,7 @@ mod context;
 mod dart;
 mod format;
 mod names;
+mod original;
 mod paths;
 mod scopes;
 mod urls;
@@ -52,6 +53,7 @@ pub use build::build_cache;
 pub use comments::{decode_data_url, scan_magic_comments, MagicComments};
 pub use context::{source_context, LineIndex, SourceContext};
 pub use format::{JsCache, JsLocation, JsScope, ScopeOrigins};
+pub use original::OriginalFile;
 pub use paths::{is_third_party, normalize_source_path};
 pub use urls::{resolve_url, url_candidates};
 

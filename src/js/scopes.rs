@@ -241,7 +241,10 @@ impl<'a> MinifiedScopes<'a> {
 
 /// Runs `f` on a new thread with the given stack, returning its result; `Err(())` when the
 /// thread could not start or `f` panicked.
-fn on_parser_thread<T: Send>(stack: usize, f: impl FnOnce() -> T + Send) -> Result<T, ()> {
+pub(crate) fn on_parser_thread<T: Send>(
+    stack: usize,
+    f: impl FnOnce() -> T + Send,
+) -> Result<T, ()> {
     std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("js-scopes".to_owned())

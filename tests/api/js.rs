@@ -423,6 +423,28 @@ async fn map_without_sources_content_uses_uploaded_originals() {
     );
     let frame = &r["stacktraces"][0]["frames"][0];
     assert!(frame["context_line"].as_str().is_some(), "{frame}");
+    // The names come from the uploaded originals too (parsed once each), not only from the
+    // minified file: as many as with sourcesContent.
+    let with_originals = score(&o, &r);
+    let with_content = {
+        let app = TestApp::new();
+        upload_bundle(&app, "web", "1.0", "esbuild").await;
+        score(
+            &oracle("esbuild"),
+            &app.js("web", &thrown_request(&oracle("esbuild"), Some("1.0")))
+                .await,
+        )
+    };
+    assert_eq!(
+        with_originals.names, with_content.names,
+        "names from uploaded originals: {:#?}",
+        with_originals.misses
+    );
+    assert_eq!(
+        with_originals.names, with_originals.frames,
+        "{:#?}",
+        with_originals.misses
+    );
 }
 
 #[tokio::test]

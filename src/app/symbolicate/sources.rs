@@ -124,3 +124,24 @@ pub async fn embedded_source(app: &App, file: &Sha256, path: &str) -> Option<Arc
         .await?;
     set.by_path.get(&crate::native::source_key(path)).cloned()
 }
+
+/// The function scopes of an uploaded original source, parsed once per file.
+pub async fn original_file(
+    app: &App,
+    sha: &Sha256,
+    path: &str,
+    text: &Arc<Text>,
+) -> Option<Arc<crate::js::OriginalFile>> {
+    let (path, text) = (path.to_owned(), text.clone());
+    app.caches
+        .derived(format!("original-scopes:{sha}"), async move {
+            tokio::task::spawn_blocking(move || {
+                let file = crate::js::OriginalFile::parse(&path, &text.text)?;
+                let weight = file.weight();
+                Some((file, weight))
+            })
+            .await
+            .ok()?
+        })
+        .await
+}

@@ -295,6 +295,24 @@ async fn apply_lookup(
     out.lineno = Some(loc.line);
     out.colno = Some(loc.column);
     out.function = loc.function.map(str::to_owned);
+    let mut anonymous = matches!(loc.scope, crate::js::JsScope::Anonymous);
+    // A map without the source's content: the uploaded original (if any) gives context and,
+    // parsed once in its own syntax, the names.
+    let original = if !source.is_empty() && !cache.has_source_content(loc.source_id) {
+        original_source(state, r, source).await
+    } else {
+        None
+    };
+    if let Some((sha, text)) = &original {
+        if let Some(file) = super::sources::original_file(state, sha, source, text).await {
+            let scope = file.scope_at(loc.line.saturating_sub(1), loc.column.saturating_sub(1));
+            anonymous = matches!(scope, crate::js::JsScope::Anonymous);
+            out.function = match scope {
+                crate::js::JsScope::Named(name) => Some(name.to_owned()),
+                _ => None,
+            };
+        }
+    }
     // The original file decides: the minified bundle's `in_app` (as the client sent it)
     // says nothing about which module a frame ends up in.
     out.in_app = Some(!crate::js::is_third_party(&abs_path));
@@ -323,7 +341,7 @@ async fn apply_lookup(
         let text = if cache.has_source_content(loc.source_id) {
             super::sources::map_source(state, &r.cache_key, &r.cache, loc.source_id).await
         } else {
-            original_source(state, r, source).await
+            original.as_ref().map(|(_, text)| text.clone())
         };
         let ctx = text.map(|t| t.context(loc.line, loc.column));
         match ctx {
@@ -344,10 +362,7 @@ async fn apply_lookup(
             }
         }
     }
-    (
-        loc.token_name.map(str::to_owned),
-        matches!(loc.scope, crate::js::JsScope::Anonymous),
-    )
+    (loc.token_name.map(str::to_owned), anonymous)
 }
 
 /// Whether a `sources` entry starts with a URL scheme (`webpack:`, `https:`); a Windows
@@ -382,16 +397,20 @@ fn source_candidates(r: &Resolved, source: &str) -> Vec<String> {
     out
 }
 
+/// The uploaded original of `source` (for maps without `sourcesContent`): its SHA-256 and
+/// text.
 async fn original_source(
     state: &App,
     r: &Resolved,
     source: &str,
-) -> Option<Arc<crate::caches::Text>> {
+) -> Option<(crate::types::Sha256, Arc<crate::caches::Text>)> {
     let index = r.release.as_ref()?;
     for url in source_candidates(r, source) {
         for c in url_candidates(&url) {
             if let Some(a) = index.get(r.dist.as_ref(), &c) {
-                return super::sources::blob_text(state, &a.entry.sha256).await;
+                let sha = a.entry.sha256.clone();
+                let text = super::sources::blob_text(state, &sha).await?;
+                return Some((sha, text));
             }
         }
     }
