@@ -36,6 +36,8 @@ pub enum ErrorCode {
     UnreachableUpload,
     DistWithoutRelease,
     InvalidUpload,
+    /// A `url_prefix` that is a path (often a `~` the shell expanded), not `~/…` or a URL.
+    InvalidUrlPrefix,
     MissingScope,
     /// A sentry-cli protocol request that does not follow the protocol.
     InvalidRequest,
@@ -105,6 +107,7 @@ impl ErrorCode {
             UnreachableUpload => "unreachable_upload",
             DistWithoutRelease => "dist_without_release",
             InvalidUpload => "invalid_upload",
+            InvalidUrlPrefix => "invalid_url_prefix",
             MissingScope => "missing_scope",
             InvalidRequest => "invalid_request",
             Unauthenticated => "unauthenticated",

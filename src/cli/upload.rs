@@ -278,6 +278,9 @@ pub async fn sourcemaps(args: SourcemapsArgs) -> anyhow::Result<()> {
     if !args.dir.is_dir() {
         bail!("{} is not a directory", args.dir.display());
     }
+    if let Some(problem) = crate::js::url_prefix_problem(&args.url_prefix) {
+        bail!("--url-prefix: {problem}");
+    }
     let (files, warnings) = collect_sourcemaps(&args.dir, &args.url_prefix)?;
     for w in &warnings {
         eprintln!("warning: {w}");

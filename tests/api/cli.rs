@@ -301,3 +301,35 @@ async fn upload_retries_transient_failures() {
     assert!(stdout.contains("1 file(s) uploaded"), "{stdout}");
     assert_eq!(posts.load(Ordering::SeqCst), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_prefix_the_shell_expanded_is_refused_before_uploading() {
+    let server = server().await;
+    let build = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(build.path().join("dist")).unwrap();
+    std::fs::write(build.path().join("dist/app.js"), b"boom();\n").unwrap();
+    // What `--url-prefix ~/static` (unquoted) becomes after the shell expanded `~`.
+    let o = tracemap(
+        &server,
+        &[
+            "upload",
+            "sourcemaps",
+            "-p",
+            "web",
+            "-r",
+            "1.0",
+            "--url-prefix",
+            "/home/ci/static",
+            "dist",
+        ],
+        build.path(),
+    )
+    .await;
+    assert!(!o.ok, "{}", o.stdout);
+    assert!(o.stderr.contains("expanded"), "{}", o.stderr);
+    let listed = server
+        .app(TOKEN)
+        .get("/api/v1/projects/web/releases/1.0/files")
+        .await;
+    assert_eq!(listed.status, 404, "nothing may have been uploaded");
+}

@@ -546,3 +546,78 @@ async fn a_deleted_source_map_is_no_longer_found_by_its_debug_id() {
         "{again}"
     );
 }
+
+#[tokio::test]
+async fn a_url_prefix_that_is_a_path_is_refused_on_every_upload_path() {
+    // `--url-prefix ~/static` unquoted reaches us as `/home/ci/static`.
+    let app = TestApp::new();
+    for prefix in ["/home/ci/static", "static", "C:/build"] {
+        let r = app
+            .post_multipart(
+                &format!(
+                    "/api/v1/projects/web/releases/1.0/files?url_prefix={}",
+                    enc(prefix)
+                ),
+                Multipart::new().file("file", "app.min.js", b"x"),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            400,
+            "{prefix}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.error_code(), "invalid_url_prefix");
+        let r = app
+            .post_multipart(
+                "/api/v1/projects/web/releases/1.0/files",
+                Multipart::new()
+                    .text("url_prefix", prefix)
+                    .file("file", "app.min.js", b"x"),
+            )
+            .await;
+        assert_eq!(r.error_code(), "invalid_url_prefix", "{prefix}");
+        let r = app
+            .post_bytes(
+                &format!(
+                    "/api/v1/projects/web/bundles?release=1.0&url_prefix={}",
+                    enc(prefix)
+                ),
+                zip(&[("app.js", MIN_JS)]),
+            )
+            .await;
+        assert_eq!(r.error_code(), "invalid_url_prefix", "{prefix}");
+    }
+    let r = app
+        .post_multipart(
+            "/api/v1/projects/web/releases/1.0/files?url_prefix=/home/ci/static",
+            Multipart::new().file("file", "app.min.js", b"x"),
+        )
+        .await;
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("quote"),
+        "{}",
+        r.json()
+    );
+    for prefix in ["~", "~/static", "https://cdn.example.com/js", "app:///www"] {
+        app.post_multipart(
+            &format!(
+                "/api/v1/projects/web/releases/1.0/files?url_prefix={}",
+                enc(prefix)
+            ),
+            Multipart::new().file("file", "a.js", b"x"),
+        )
+        .await
+        .ok();
+    }
+    // No stored file ever got a home directory as its URL.
+    let listing = app
+        .get("/api/v1/projects/web/releases/1.0/files")
+        .await
+        .ok()
+        .json();
+    assert!(!listing.to_string().contains("/home/"), "{listing}");
+}
