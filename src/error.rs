@@ -52,6 +52,9 @@ pub enum ErrorCode {
     BlobMissing,
     // 405.
     MethodNotAllowed,
+    // 409.
+    /// An artifact ID that names several files; the message lists them.
+    AmbiguousArtifact,
     // 413: a limit was exceeded.
     TooLarge,
     ZipTooLarge,
@@ -78,6 +81,7 @@ impl ErrorCode {
             ReleaseNotFound | ArtifactNotFound | DebugFileNotFound | RouteNotFound
             | BlobMissing => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AmbiguousArtifact => StatusCode::CONFLICT,
             TooLarge | ZipTooLarge | ZipTooManyEntries | TooManyFrames | TooManyModules
             | BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Busy | Timeout | StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -118,6 +122,7 @@ impl ErrorCode {
             RouteNotFound => "route_not_found",
             BlobMissing => "blob_missing",
             MethodNotAllowed => "method_not_allowed",
+            AmbiguousArtifact => "ambiguous_artifact",
             TooLarge => "too_large",
             ZipTooLarge => "zip_too_large",
             ZipTooManyEntries => "zip_too_many_entries",
