@@ -188,3 +188,80 @@ async fn a_zip_announcing_too_many_entries_is_refused() {
     assert_eq!(r.status, 413);
     assert_eq!(r.error_code(), "zip_too_many_entries");
 }
+
+/// `limits.max_file_bytes` on every path a file arrives by: multipart release files, bundle
+/// entries, raw and zipped debug files, and files sentry-cli assembles from chunks.
+#[tokio::test]
+async fn the_file_limit_applies_on_every_upload_path() {
+    let app = TestApp::with_config(|c| c.limits.max_file_bytes = 1000);
+    let big = vec![b'x'; 2000];
+    let too_large = |r: Reply, path: &str| {
+        assert_eq!(
+            r.status,
+            413,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.error_code(), "too_large", "{path}");
+        assert!(
+            r.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("1000 bytes"),
+            "{path}: the message states the limit: {}",
+            r.json()
+        );
+    };
+    let r = app
+        .upload_release("web", "1.0", None, &[("~/a.js", &big)])
+        .await;
+    too_large(r, "release files");
+    let r = app
+        .post_bytes(
+            "/api/v1/projects/web/bundles?release=1.0",
+            zip(&[("a.js", &big)]),
+        )
+        .await;
+    too_large(r, "bundle");
+    let r = app
+        .post_bytes(
+            "/api/v1/projects/app/debug-files?name=big.debug",
+            big.clone(),
+        )
+        .await;
+    too_large(r, "raw debug file");
+    let r = app
+        .post_bytes(
+            "/api/v1/projects/app/debug-files",
+            zip(&[("big.debug", &big)]),
+        )
+        .await;
+    too_large(r, "zipped debug file");
+
+    // sentry-cli: the assembled file is over the limit; the assembly says so.
+    let sha = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(&big));
+    app.post_multipart(
+        "/api/0/organizations/acme/chunk-upload/",
+        Multipart::new().file("file", &sha, &big),
+    )
+    .await
+    .ok();
+    let body = json!({"checksum": sha, "chunks": [sha], "projects": ["web"], "version": "1.0"});
+    let mut last = serde_json::Value::Null;
+    for _ in 0..200 {
+        last = app
+            .post_json("/api/0/organizations/acme/artifactbundle/assemble/", &body)
+            .await
+            .ok()
+            .json();
+        if last["state"] == "error" || last["state"] == "ok" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(last["state"], "error", "{last}");
+    assert!(
+        last["detail"].as_str().unwrap().contains("1000 bytes"),
+        "{last}"
+    );
+}

@@ -54,6 +54,15 @@ fn prepare_debug_files_blocking(
             }
             continue;
         }
+        // One file: under the file limit, like every file of every upload path (the body
+        // limit only bounds the request).
+        if received.file.size > limits.max_file {
+            return Err(IngestError::TooLarge {
+                what: received.name,
+                limit: limits.max_file,
+            }
+            .into());
+        }
         prepared.push(describe_debug_file(received)?);
     }
     if prepared.is_empty() {
