@@ -52,7 +52,8 @@ pub struct ServeArgs {
     /// Local data directory [default: ./tracemap-data].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Object store URL (s3://bucket/prefix, file:///path, ...) instead of the data directory.
+    /// Object store URL (s3://bucket/prefix, file:///path, ...) or an absolute path to a local
+    /// directory, instead of {data_dir}/store.
     #[arg(long)]
     pub store_url: Option<String>,
     /// Log format: text or json.

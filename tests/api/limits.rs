@@ -265,3 +265,38 @@ async fn the_file_limit_applies_on_every_upload_path() {
         "{last}"
     );
 }
+
+#[tokio::test]
+async fn body_too_large_states_the_limit() {
+    let app = TestApp::with_config(|c| {
+        c.limits.max_symbolicate_bytes = 5000;
+        c.limits.max_json_bytes = 6000;
+    });
+    let padding = " ".repeat(20_000);
+    for (uri, limit) in [
+        ("/api/v1/projects/web/symbolicate/js", "5000 bytes"),
+        (
+            "/api/0/organizations/acme/artifactbundle/assemble/",
+            "6000 bytes",
+        ),
+    ] {
+        let r = app
+            .send(
+                Request::builder()
+                    .method(Method::POST)
+                    .uri(uri)
+                    .header("content-type", "application/json")
+                    .body(Body::from(format!("{{{padding}}}")))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(r.status, 413, "{uri}");
+        assert_eq!(r.error_code(), "body_too_large", "{uri}");
+        let v = r.json();
+        let message = v["error"]["message"]
+            .as_str()
+            .or(v["detail"].as_str())
+            .unwrap_or_default();
+        assert!(message.contains(limit), "{uri}: {v}");
+    }
+}
