@@ -300,3 +300,43 @@ async fn body_too_large_states_the_limit() {
         assert!(message.contains(limit), "{uri}: {v}");
     }
 }
+
+/// The zip limits hold for debug-file zips as for bundles, and the source map limit for
+/// bundles as for release files.
+#[tokio::test]
+async fn zip_and_source_map_limits_apply_on_every_path_that_takes_them() {
+    let app = TestApp::with_config(|c| {
+        c.limits.max_inflated_bytes = 1 << 20;
+        c.limits.max_zip_entries = 5;
+        c.limits.max_sourcemap_bytes = 64;
+    });
+    let zeros = vec![0u8; 4 << 20];
+    let bomb = zip(&[("bomb.debug", &zeros)]);
+    let names: Vec<String> = (0..20).map(|i| format!("f{i}.debug")).collect();
+    let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"x\n"[..])).collect();
+    let many = zip(&entries);
+    for uri in [
+        "/api/v1/projects/app/debug-files",
+        "/api/v1/projects/web/bundles?release=1.0",
+    ] {
+        let r = app.post_bytes(uri, bomb.clone()).await;
+        assert_eq!(r.status, 413, "{uri}");
+        assert_eq!(r.error_code(), "zip_too_large", "{uri}");
+        let r = app.post_bytes(uri, many.clone()).await;
+        assert_eq!(r.status, 413, "{uri}");
+        assert_eq!(r.error_code(), "zip_too_many_entries", "{uri}");
+    }
+    let map = tiny_map(None);
+    assert!(map.len() > 64);
+    let r = app
+        .post_bytes(
+            "/api/v1/projects/web/bundles?release=1.0",
+            zip(&[
+                ("app.js", b"x();\n//# sourceMappingURL=app.js.map\n"),
+                ("app.js.map", &map),
+            ]),
+        )
+        .await;
+    assert_eq!(r.status, 413, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.error_code(), "too_large");
+}
