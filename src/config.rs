@@ -221,10 +221,12 @@ impl fmt::Debug for Secret {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    // The I/O error is part of the sentence and deliberately not a `source`: a chain printed
+    // with `{:#}` would say it twice.
+    #[error("cannot read config file {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("invalid config: {0}")]
     Parse(String),
@@ -253,9 +255,9 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut tree = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
                     path: path.to_owned(),
-                    source,
+                    error,
                 })?;
                 text.parse::<toml::Table>()
                     .map_err(|e| ConfigError::Parse(format!("{}: {e}", path.display())))?
@@ -263,9 +265,15 @@ impl Config {
             None => toml::Table::new(),
         };
         apply_env(&mut tree, env)?;
-        let mut config: Config = toml::Value::Table(tree)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse(e.message().to_owned()))?;
+        // The path of the key a value failed at (`limits.max_frames`), so the message names it.
+        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(tree))
+            .map_err(|e: serde_path_to_error::Error<toml::de::Error>| {
+                let message = e.inner().message().to_owned();
+                match e.path().to_string().as_str() {
+                    "." => ConfigError::Parse(message),
+                    key => ConfigError::Parse(format!("{key}: {message}")),
+                }
+            })?;
         if let Some(listen) = overrides.listen {
             config.listen = listen;
         }
@@ -383,13 +391,21 @@ fn apply_env(
 }
 
 /// Parses `1024`, `"512KiB"`, `"10MB"`, `"2GiB"`.
+/// Parses a size: a number, optionally with a fraction (`1.5GiB`), and an optional unit
+/// (`B`, `KB`/`KiB`, `MB`/`MiB`, `GB`/`GiB`, `TB`/`TiB`; any case). Fractions of a byte are
+/// dropped.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size like 512MiB"))?;
+    let not_a_size = || format!("{s:?} is not a size like 512MiB or 1.5GiB");
+    let (whole, fraction) = num.split_once('.').unwrap_or((num, ""));
+    if whole.is_empty() || fraction.contains('.') || fraction.len() > 9 {
+        return Err(not_a_size());
+    }
+    let whole: u64 = whole.parse().map_err(|_| not_a_size())?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1_000,
@@ -402,7 +418,18 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "tib" => 1 << 40,
         other => return Err(format!("unknown size unit {other:?} in {s:?}")),
     };
-    n.checked_mul(mult)
+    // The fraction in integers: digits × unit / 10^digits (at most 9 digits, so no overflow
+    // in u128).
+    let fraction_bytes = if fraction.is_empty() {
+        0
+    } else {
+        let digits: u128 = fraction.parse().map_err(|_| not_a_size())?;
+        let scale = 10u128.pow(fraction.len() as u32);
+        u64::try_from(digits * u128::from(mult) / scale).map_err(|_| not_a_size())?
+    };
+    whole
+        .checked_mul(mult)
+        .and_then(|n| n.checked_add(fraction_bytes))
         .ok_or_else(|| format!("size {s:?} is too large"))
 }
 
@@ -492,5 +519,49 @@ mod tests {
         assert_eq!(parse_bytes("2GiB").unwrap(), 2 << 30);
         assert_eq!(parse_bytes("5 MB").unwrap(), 5_000_000);
         assert!(parse_bytes("5 parsecs").is_err());
+        assert_eq!(parse_bytes("1.5GiB").unwrap(), 3 << 29);
+        assert_eq!(parse_bytes("0.5 KiB").unwrap(), 512);
+        assert_eq!(parse_bytes("2.25MB").unwrap(), 2_250_000);
+        assert!(parse_bytes("1.5.0GiB").is_err());
+        assert!(parse_bytes(".GiB").is_err());
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        for (var, value, key) in [
+            ("TRACEMAP_LIMITS__MAX_FRAMES", "abc", "limits.max_frames"),
+            (
+                "TRACEMAP_LIMITS__MAX_FILE_BYTES",
+                "lots",
+                "limits.max_file_bytes",
+            ),
+            ("TRACEMAP_CACHE__INDEX_TTL", "soon", "cache.index_ttl"),
+        ] {
+            let err = Config::load(None, env(&[(var, value)]), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{var}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_missing_config_file_is_reported_once() {
+        let err = Config::load(
+            Some(Path::new("/nonexistent/tracemap.toml")),
+            env(&[]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        // The whole chain, as `main` prints it (`{:#}`).
+        let mut chain = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(e) = source {
+            chain.push_str(&format!(": {e}"));
+            source = e.source();
+        }
+        assert!(chain.contains("/nonexistent/tracemap.toml"), "{chain}");
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound).to_string();
+        let reason = "No such file or directory";
+        assert_eq!(chain.matches(reason).count(), 1, "{chain} ({io})");
     }
 }

@@ -1,10 +1,11 @@
 //! The one error type of the API, and the only place that picks status codes.
 //!
-//! An [`ApiError`] is a stable [`ErrorCode`] plus a sentence for people. Every error response,
-//! REST, sentry-cli and ops routes alike, has the body
-//! `{"error": {"code": "...", "message": "..."}, "detail": "..."}` (`detail` repeats the
-//! message because sentry-cli prints that field). The code decides the status. 5xx responses
-//! are logged here, once; 4xx are the client's business and are not logged as errors.
+//! An [`ApiError`] is a stable [`ErrorCode`] plus a sentence for people. Every error response
+//! has the body `{"error": {"code": "...", "message": "..."}, "detail": "..."}` and the code in
+//! an `X-Tracemap-Error-Code` header, except on sentry-cli's routes, where
+//! [`sentry_shape`] turns the body into Sentry's own `{"detail": "..."}` so that sentry-cli
+//! prints one clean line. The code decides the status. 5xx responses are logged here, once;
+//! 4xx are the client's business and are not logged as errors.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -36,6 +37,8 @@ pub enum ErrorCode {
     UnreachableUpload,
     DistWithoutRelease,
     InvalidUpload,
+    /// A `url_prefix` that is a path (often a `~` the shell expanded), not `~/…` or a URL.
+    InvalidUrlPrefix,
     MissingScope,
     /// A sentry-cli protocol request that does not follow the protocol.
     InvalidRequest,
@@ -50,6 +53,9 @@ pub enum ErrorCode {
     BlobMissing,
     // 405.
     MethodNotAllowed,
+    // 409.
+    /// An artifact ID that names several files; the message lists them.
+    AmbiguousArtifact,
     // 413: a limit was exceeded.
     TooLarge,
     ZipTooLarge,
@@ -76,6 +82,7 @@ impl ErrorCode {
             ReleaseNotFound | ArtifactNotFound | DebugFileNotFound | RouteNotFound
             | BlobMissing => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AmbiguousArtifact => StatusCode::CONFLICT,
             TooLarge | ZipTooLarge | ZipTooManyEntries | TooManyFrames | TooManyModules
             | BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Busy | Timeout | StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -105,6 +112,7 @@ impl ErrorCode {
             UnreachableUpload => "unreachable_upload",
             DistWithoutRelease => "dist_without_release",
             InvalidUpload => "invalid_upload",
+            InvalidUrlPrefix => "invalid_url_prefix",
             MissingScope => "missing_scope",
             InvalidRequest => "invalid_request",
             Unauthenticated => "unauthenticated",
@@ -115,6 +123,7 @@ impl ErrorCode {
             RouteNotFound => "route_not_found",
             BlobMissing => "blob_missing",
             MethodNotAllowed => "method_not_allowed",
+            AmbiguousArtifact => "ambiguous_artifact",
             TooLarge => "too_large",
             ZipTooLarge => "zip_too_large",
             ZipTooManyEntries => "zip_too_many_entries",
@@ -201,6 +210,10 @@ impl IntoResponse for ApiError {
             "detail": self.message,
         });
         let mut response = (status, Json(body)).into_response();
+        response
+            .headers_mut()
+            .insert(ERROR_CODE_HEADER, HeaderValue::from_static(code));
+        response.extensions_mut().insert(self);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
@@ -209,6 +222,23 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The response header that carries the error code, whatever the body's shape.
+const ERROR_CODE_HEADER: &str = "x-tracemap-error-code";
+
+/// An error response in Sentry's shape, `{"detail": "<message>"}`, for sentry-cli's routes
+/// (sentry-cli prints anything else as a debug dump). Status and headers are kept; responses
+/// that are not [`ApiError`]s pass unchanged.
+pub fn sentry_shape(response: Response) -> Response {
+    let Some(error) = response.extensions().get::<ApiError>().cloned() else {
+        return response;
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    // The original body was JSON too, so its content type stays right.
+    let body = serde_json::json!({ "detail": error.message }).to_string();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

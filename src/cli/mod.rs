@@ -2,6 +2,7 @@
 //! (`debug-files check`, `sourcemaps inject`, `symbolicate`). Argument parsing only; each
 //! command lives in its own module. `anyhow` is used here and nowhere in the library.
 
+pub mod check;
 pub mod inject;
 pub mod symbolicate;
 pub mod upload;
@@ -52,7 +53,8 @@ pub struct ServeArgs {
     /// Local data directory [default: ./tracemap-data].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Object store URL (s3://bucket/prefix, file:///path, ...) instead of the data directory.
+    /// Object store URL (s3://bucket/prefix, file:///path, ...) or an absolute path to a local
+    /// directory, instead of {data_dir}/store.
     #[arg(long)]
     pub store_url: Option<String>,
     /// Log format: text or json.
@@ -105,9 +107,10 @@ pub enum UploadCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum DebugFilesCommand {
-    /// Print what the server would store for a debug file: kind, arch, IDs, features.
+    /// Print what the server would store for debug files: kind, arch, IDs, features of each
+    /// object. Takes what `upload debug-files` takes: files, directories (dSYM) and zips.
     Check {
-        /// The file to inspect.
+        /// The file, directory or zip to inspect.
         file: PathBuf,
     },
 }
@@ -130,7 +133,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(_) => unreachable!("serve is dispatched by main"),
         Command::Upload(UploadCommand::Sourcemaps(args)) => upload::sourcemaps(args).await,
         Command::Upload(UploadCommand::DebugFiles(args)) => upload::debug_files(args).await,
-        Command::DebugFiles(DebugFilesCommand::Check { file }) => upload::check(&file),
+        Command::DebugFiles(DebugFilesCommand::Check { file }) => check::check(&file),
         Command::Sourcemaps(SourcemapsCommand::Inject { dir, dry_run }) => {
             let mode = if dry_run {
                 inject::Mode::DryRun

@@ -1,10 +1,10 @@
-//! `tracemap upload sourcemaps|debug-files` and `tracemap debug-files check`.
+//! `tracemap upload sourcemaps|debug-files`.
 //!
 //! The upload client pairs files before sending anything, skips what the server already
 //! has (same URL, same SHA-256), sends in batches with a progress bar, retries transient
 //! failures (connection errors, 429, 5xx) with backoff, and prints a summary.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -96,7 +96,7 @@ pub(crate) fn seg(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
-fn sha256_file(path: &Path) -> anyhow::Result<(String, u64)> {
+pub(super) fn sha256_file(path: &Path) -> anyhow::Result<(String, u64)> {
     let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let mut h = sha2::Sha256::new();
     let n = std::io::copy(&mut f, &mut h)?;
@@ -187,6 +187,14 @@ fn collect_sourcemaps(
                 "{rel}: its sourceMappingURL {:?} names no file in the directory",
                 comments.sourcemap_url.unwrap_or_default()
             )),
+            // Bundler output without a map is uploaded as a plain source: say so, as for a
+            // map without its file. (Originals such as `.ts` are expected to have none.)
+            None if [".js", ".mjs", ".cjs"].iter().any(|e| rel.ends_with(e)) => {
+                warnings.push(format!(
+                    "{rel}: no source map (no sourceMappingURL and no {rel}.map); uploaded as a \
+                     plain source, so its frames will not be mapped"
+                ))
+            }
             None => {}
         }
     }
@@ -224,6 +232,11 @@ where
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(8));
     }
+}
+
+/// 401 and 403: the token will not do, for this file or any other.
+fn is_auth_error(status: reqwest::StatusCode) -> bool {
+    status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN
 }
 
 async fn error_text(response: reqwest::Response) -> String {
@@ -277,6 +290,9 @@ fn progress(output: Output, total: u64) -> indicatif::ProgressBar {
 pub async fn sourcemaps(args: SourcemapsArgs) -> anyhow::Result<()> {
     if !args.dir.is_dir() {
         bail!("{} is not a directory", args.dir.display());
+    }
+    if let Some(problem) = crate::js::url_prefix_problem(&args.url_prefix) {
+        bail!("--url-prefix: {problem}");
     }
     let (files, warnings) = collect_sourcemaps(&args.dir, &args.url_prefix)?;
     for w in &warnings {
@@ -392,7 +408,7 @@ pub async fn sourcemaps(args: SourcemapsArgs) -> anyhow::Result<()> {
 
 /// Finds debug files below the given paths: files whose header is a known debug format,
 /// `.dwo`/`.dwp` split DWARF, and zips (sent whole; the server unpacks them).
-fn collect_debug_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+pub(super) fn collect_debug_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
         if !p.exists() {
@@ -440,9 +456,24 @@ pub async fn debug_files(args: DebugFilesArgs) -> anyhow::Result<()> {
         .iter()
         .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
         .sum();
+    // One authorised request first: a token that may not upload fails here, once, with the
+    // server's message, before any file is sent (a server refusing a streamed body early can
+    // look like a broken connection, which would otherwise be retried).
+    let probe = send_with_retry(
+        || {
+            Ok(authed(client.get(&url), &args.server)
+                .query(&[("debug_id", "00000000-0000-0000-0000-000000000000")]))
+        },
+        "checking the token",
+    )
+    .await?;
+    if is_auth_error(probe.status()) {
+        bail!("{}", error_text(probe).await);
+    }
     let pb = progress(Output::from_quiet(args.quiet), total);
     let mut failures = 0;
     let mut skipped = 0;
+    let mut stored = 0;
     for path in &files {
         let name = path
             .file_name()
@@ -490,6 +521,11 @@ pub async fn debug_files(args: DebugFilesArgs) -> anyhow::Result<()> {
         )
         .await?;
         pb.inc(size);
+        if is_auth_error(response.status()) {
+            // Every other file would be refused the same way.
+            pb.abandon();
+            bail!("{name}: {}", error_text(response).await);
+        }
         if !response.status().is_success() {
             failures += 1;
             pb.suspend(|| ());
@@ -497,6 +533,17 @@ pub async fn debug_files(args: DebugFilesArgs) -> anyhow::Result<()> {
             continue;
         }
         let v: serde_json::Value = response.json().await?;
+        for w in v["warnings"].as_array().into_iter().flatten() {
+            eprintln!("warning: {name}: {}", w.as_str().unwrap_or_default());
+        }
+        // A zip holds several debug files and a fat file several objects: count files.
+        let debug_files: std::collections::HashSet<(String, String)> = v["debug_files"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| (d["name"].to_string(), d["sha256"].to_string()))
+            .collect();
+        stored += debug_files.len();
         for d in v["debug_files"].as_array().into_iter().flatten() {
             println!(
                 "OK {} {} ({} {}; {} {}) [{}]",
@@ -519,50 +566,11 @@ pub async fn debug_files(args: DebugFilesArgs) -> anyhow::Result<()> {
     }
     pb.finish_and_clear();
     println!(
-        "{} file(s): {} uploaded, {skipped} already on the server, {failures} failed",
+        "{} file(s): {stored} debug file(s) uploaded, {skipped} already on the server, {failures} failed",
         files.len(),
-        files.len() - skipped - failures
     );
     if failures > 0 {
         bail!("{failures} debug file(s) were rejected");
-    }
-    Ok(())
-}
-
-/// `tracemap debug-files check FILE`
-pub fn check(path: &Path) -> anyhow::Result<()> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let objects = crate::native::describe(&bytes).with_context(|| name.to_owned())?;
-    let (sha, _) = sha256_file(path)?;
-    println!("{name} ({} bytes, sha256 {sha})", bytes.len());
-    for o in objects {
-        let mut fields = BTreeMap::new();
-        fields.insert("kind", o.format.as_str().to_owned());
-        fields.insert("type", o.object_kind.as_str().to_owned());
-        fields.insert("arch", o.arch.clone());
-        fields.insert(
-            "debug_id",
-            o.debug_id.map(|d| d.to_string()).unwrap_or("-".into()),
-        );
-        fields.insert(
-            "code_id",
-            o.code_id
-                .as_ref()
-                .map(|c| c.to_string())
-                .unwrap_or("-".into()),
-        );
-        fields.insert("features", o.features.names().join(", "));
-        if !o.dwo_ids.is_empty() {
-            fields.insert("dwo_ids", o.dwo_ids.join(", "));
-        }
-        println!("  object {}:", o.object_index);
-        for (k, v) in fields {
-            println!("    {k:<9} {v}");
-        }
-        if !o.features.debug && !o.features.symtab {
-            println!("    note: no debug info and no symbols: frames will stay unresolved");
-        }
     }
     Ok(())
 }

@@ -35,11 +35,25 @@ pub fn router(app: App) -> Router {
     router
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(middleware::from_fn(sentry_error_shape))
         .layer(middleware::from_fn(observe))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             ops::panic_response,
         ))
         .with_state(app)
+}
+
+/// Errors on sentry-cli's routes (everything under [`sentry::PREFIX`], unknown paths and
+/// methods included) in Sentry's body shape; every other route keeps ours. The one place
+/// that decides it, so no handler has to.
+async fn sentry_error_shape(request: Request, next: Next) -> Response {
+    let sentry = request.uri().path().starts_with(sentry::PREFIX);
+    let response = next.run(request).await;
+    if sentry {
+        crate::error::sentry_shape(response)
+    } else {
+        response
+    }
 }
 
 /// Counts and times every request by its route template.

@@ -26,6 +26,9 @@ use crate::config::Scope;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::types::ProjectId;
 
+/// Where every sentry-cli route lives; errors under it take Sentry's body shape.
+pub(super) const PREFIX: &str = "/api/0/";
+
 /// The sentry-cli compatible routes.
 pub(super) fn routes(r: &mut Routes, g: &mut Group) {
     use Access::{Project, Public, Scope as Org};

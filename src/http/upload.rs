@@ -13,7 +13,7 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::{multipart, read_part, MAX_TEXT_PART_BYTES};
-use crate::app::uploads::catalog::{self, DebugFileFilter};
+use crate::app::uploads::catalog::{self, ArtifactSelector, DebugFileFilter};
 use crate::app::uploads::js::{self, BundleOptions, FilePart};
 use crate::app::uploads::{debug_files, UploadResponse};
 use crate::app::App;
@@ -265,16 +265,33 @@ pub async fn list_release_files(
     })))
 }
 
+/// `?url=…&dist=…`: which of the files sharing an artifact ID is meant (`dist=` empty: none).
+#[derive(Debug, Deserialize)]
+pub struct SelectorQuery {
+    url: Option<String>,
+    dist: Option<String>,
+}
+
+impl SelectorQuery {
+    fn selector(&self) -> ArtifactSelector<'_> {
+        ArtifactSelector {
+            url: self.url.as_deref(),
+            dist: self.dist.as_deref(),
+        }
+    }
+}
+
 /// `GET /api/v1/projects/{p}/releases/{r}/files/{id}`: the artifact's content, streamed.
 /// `id` is the SHA-256 the listing shows (or the URL, percent-encoded).
 pub async fn get_release_file(
     State(app): State<App>,
     Path((p, r, id)): Path<(String, String, String)>,
+    Query(q): Query<SelectorQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let project = authorise(&app, &headers, Scope::Upload, &p)?;
     let release = Release::parse(&r)?;
-    let download = catalog::download(&app, &project, &release, &id).await?;
+    let download = catalog::download(&app, &project, &release, &id, &q.selector()).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
@@ -290,15 +307,18 @@ pub async fn get_release_file(
 }
 
 /// `DELETE /api/v1/projects/{p}/releases/{r}/files/{id}`: removes one artifact from the
-/// release by writing a newer upload that deletes its URL (uploads are immutable).
+/// release by writing a newer upload that deletes its URL (uploads are immutable). When the
+/// SHA-256 names several files (same content under other URLs or dists), `?url=` and
+/// `?dist=` say which; without them the answer is 409 `ambiguous_artifact` listing them.
 pub async fn delete_release_file(
     State(app): State<App>,
     Path((p, r, id)): Path<(String, String, String)>,
+    Query(q): Query<SelectorQuery>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
     let project = authorise(&app, &headers, Scope::Admin, &p)?;
     let release = Release::parse(&r)?;
-    catalog::delete_release_file(&app, &project, &release, &id).await?;
+    catalog::delete_release_file(&app, &project, &release, &id, &q.selector()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

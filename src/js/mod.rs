@@ -55,7 +55,7 @@ pub use context::{source_context, LineIndex, SourceContext};
 pub use format::{JsCache, JsLocation, JsScope, ScopeOrigins};
 pub use original::OriginalFile;
 pub use paths::{is_third_party, normalize_source_path};
-pub use urls::{resolve_url, url_candidates};
+pub use urls::{resolve_url, url_candidates, url_prefix_problem};
 
 /// Version of the cache format written by [`build_cache`]. A cache with another version is
 /// rejected by [`JsCache::parse`]; callers key stored caches by it.

@@ -36,6 +36,38 @@ pub fn url_candidates(abs_path: &str) -> Vec<String> {
     out
 }
 
+/// Why `prefix` cannot be a URL prefix of uploaded files, or `None` when it can: `~`, `~/…`
+/// (host-less) or a URL with a scheme (`https://cdn.example.com/js`, `app:///www`). A path is
+/// refused, above all an absolute one: `--url-prefix ~/static` unquoted reaches a program
+/// as `/home/ci/static` because the shell expands `~`.
+pub fn url_prefix_problem(prefix: &str) -> Option<String> {
+    if prefix.is_empty() || prefix == "~" || prefix.starts_with("~/") {
+        return None;
+    }
+    // A scheme: a letter, then letters, digits, `+`, `-` or `.`, then `:`. One letter is a
+    // Windows drive (`C:/build`), not a scheme.
+    if let Some((scheme, _)) = prefix.split_once(':') {
+        let mut chars = scheme.chars();
+        let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+        if starts_with_letter
+            && scheme.len() > 1
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        {
+            return None;
+        }
+    }
+    let hint = if prefix.starts_with('/') {
+        "; it looks like a path: if you wrote `~/…` unquoted, the shell expanded `~` to your \
+         home directory, so quote it (`--url-prefix '~/static'`)"
+    } else {
+        ""
+    };
+    Some(format!(
+        "url_prefix {prefix:?} is neither `~`, `~/path` nor a URL with a scheme \
+         (`https://cdn.example.com/js`){hint}"
+    ))
+}
+
 /// Resolves `reference` (a map URL or a `sources` entry) against the URL or path of the
 /// file that names it, the way RFC 3986 joins references (dot segments resolved, the base's
 /// query and fragment dropped) but **without percent-encoding**: the result keeps the

@@ -94,10 +94,22 @@ impl Store {
                 std::fs::create_dir_all(&dir)?;
                 Self::local(&dir)
             }
+            Some(raw) if FsPath::new(raw).is_absolute() => {
+                // An absolute path is a local directory, as `file:///…` is.
+                let dir = FsPath::new(raw);
+                std::fs::create_dir_all(dir)?;
+                Self::local(dir)
+            }
             Some(raw) => {
                 let url = url::Url::parse(raw).map_err(|e| StoreError::Open {
                     url: raw.clone(),
-                    message: e.to_string(),
+                    message: match e {
+                        url::ParseError::RelativeUrlWithoutBase => "neither a URL \
+                            (s3://bucket/prefix, gs://…, az://…, file:///path) nor an absolute \
+                            path to a local directory"
+                            .into(),
+                        other => other.to_string(),
+                    },
                 })?;
                 if url.scheme() == "file" {
                     let dir = url.to_file_path().map_err(|_| StoreError::Open {
@@ -124,7 +136,13 @@ impl Store {
                 };
                 Ok(Store {
                     inner,
-                    description: format!("{}://{}", url.scheme(), url.host_str().unwrap_or("")),
+                    // Where the data is, prefix included; never credentials (no user info).
+                    description: format!(
+                        "{}://{}{}",
+                        url.scheme(),
+                        url.host_str().unwrap_or(""),
+                        url.path().trim_end_matches('/')
+                    ),
                     local: None,
                 })
             }

@@ -99,13 +99,38 @@ fn s3_compatible_stores_are_configured_by_url_and_options() {
         config.store.options.insert(k.into(), Secret(v.into()));
     }
     let store = Store::open(&config).expect("an S3 store opens without network access");
-    assert_eq!(store.describe(), "s3://tracemap-artifacts");
+    // The prefix is part of where the data is: the startup log names it.
+    assert_eq!(store.describe(), "s3://tracemap-artifacts/prod");
     config
         .store
         .options
         .insert("no_such_option".into(), Secret("x".into()));
     config.store.url = Some("nope://x".into());
     assert!(Store::open(&config).is_err());
+}
+
+/// `--store-url /abs/path` is a local directory, as `file:///abs/path` is; a relative path is
+/// refused with a sentence that says what is accepted.
+#[test]
+fn an_absolute_path_as_store_url_is_a_local_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("store");
+    let mut config = Config::default();
+    config.store.url = Some(target.display().to_string());
+    let store = Store::open(&config).expect("an absolute path opens as a local directory");
+    assert!(target.is_dir());
+    assert!(
+        store.describe().contains("local directory"),
+        "{}",
+        store.describe()
+    );
+    config.store.url = Some("relative/store".into());
+    let Err(err) = Store::open(&config) else {
+        panic!("a relative path must be refused");
+    };
+    let err = err.to_string();
+    assert!(err.contains("absolute path"), "{err}");
+    assert!(!err.contains("relative URL without a base"), "{err}");
 }
 
 /// Every write is synced where it lands, for keys of every shape the service writes

@@ -226,7 +226,7 @@ async fn debug_files_check_and_upload_with_the_cli() {
     .await);
     assert!(
         u.stdout
-            .contains("2 file(s): 2 uploaded, 0 already on the server, 0 failed"),
+            .contains("2 file(s): 2 debug file(s) uploaded, 0 already on the server, 0 failed"),
         "{}",
         u.stdout
     );
@@ -300,6 +300,158 @@ async fn upload_retries_transient_failures() {
     );
     assert!(stdout.contains("1 file(s) uploaded"), "{stdout}");
     assert_eq!(posts.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_prefix_the_shell_expanded_is_refused_before_uploading() {
+    let server = server().await;
+    let build = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(build.path().join("dist")).unwrap();
+    std::fs::write(build.path().join("dist/app.js"), b"boom();\n").unwrap();
+    // What `--url-prefix ~/static` (unquoted) becomes after the shell expanded `~`.
+    let o = tracemap(
+        &server,
+        &[
+            "upload",
+            "sourcemaps",
+            "-p",
+            "web",
+            "-r",
+            "1.0",
+            "--url-prefix",
+            "/home/ci/static",
+            "dist",
+        ],
+        build.path(),
+    )
+    .await;
+    assert!(!o.ok, "{}", o.stdout);
+    assert!(o.stderr.contains("expanded"), "{}", o.stderr);
+    let listed = server
+        .app(TOKEN)
+        .get("/api/v1/projects/web/releases/1.0/files")
+        .await;
+    assert_eq!(listed.status, 404, "nothing may have been uploaded");
+}
+
+/// `debug-files check` takes what `upload debug-files` takes: dSYM directories and zips,
+/// listing each object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_files_check_accepts_dsym_directories_and_zips() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dsym = fixtures().join("native/out/c_macho.dSYM");
+    let macho: serde_json::Value =
+        serde_json::from_slice(&fixture("native/oracle/c_macho.json")).unwrap();
+    let c = ok(tracemap(
+        &server,
+        &["debug-files", "check", dsym.to_str().unwrap()],
+        dir.path(),
+    )
+    .await);
+    let macho_id = macho["debug_id"].as_str().unwrap();
+    assert!(c.stdout.contains(macho_id), "{macho_id}: {}", c.stdout);
+
+    let elf: serde_json::Value =
+        serde_json::from_slice(&fixture("native/oracle/c_dwarf5.json")).unwrap();
+    std::fs::write(
+        dir.path().join("syms.zip"),
+        zip(&[
+            ("c_dwarf5", &fixture("native/out/c_dwarf5")),
+            ("c_pe.pdb", &fixture("native/out/c_pe.pdb")),
+            ("README.txt", b"not a debug file"),
+        ]),
+    )
+    .unwrap();
+    let c = ok(tracemap(&server, &["debug-files", "check", "syms.zip"], dir.path()).await);
+    for needle in ["c_dwarf5", "c_pe.pdb", elf["debug_id"].as_str().unwrap()] {
+        assert!(c.stdout.contains(needle), "{needle}: {}", c.stdout);
+    }
+    assert!(c.stdout.contains("README.txt: skipped"), "{}", c.stdout);
+}
+
+/// The summary counts the debug files stored, zip entries included; a 401 or 403 stops the
+/// upload at once with the server's message, with no retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_debug_files_counts_zip_entries_and_stops_at_auth_errors() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("syms")).unwrap();
+    std::fs::write(
+        dir.path().join("syms/a.zip"),
+        zip(&[
+            ("c_dwarf5", &fixture("native/out/c_dwarf5")),
+            ("c_pe.pdb", &fixture("native/out/c_pe.pdb")),
+            ("README.txt", b"not a debug file"),
+        ]),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("syms/c_dwarf4"),
+        fixture("native/out/c_dwarf4"),
+    )
+    .unwrap();
+    for (args, status, message) in [
+        (
+            vec!["upload", "debug-files", "-p", "other", "syms"],
+            "403",
+            "may not use project",
+        ),
+        (
+            vec![
+                "upload",
+                "debug-files",
+                "--token",
+                "not-a-token-0123456789",
+                "-p",
+                "app",
+                "syms",
+            ],
+            "401",
+            "unauthenticated",
+        ),
+    ] {
+        let o = tracemap(&server, &args, dir.path()).await;
+        assert!(!o.ok, "{}", o.stdout);
+        assert!(o.stderr.contains(status), "{}", o.stderr);
+        assert_eq!(o.stderr.matches(message).count(), 1, "{}", o.stderr);
+        assert!(!o.stderr.contains("transient"), "{}", o.stderr);
+        assert!(!o.stdout.contains("OK "), "{}", o.stdout);
+    }
+    let u = ok(tracemap(
+        &server,
+        &["upload", "debug-files", "-p", "app", "syms"],
+        dir.path(),
+    )
+    .await);
+    assert!(
+        u.stdout
+            .contains("2 file(s): 3 debug file(s) uploaded, 0 already on the server, 0 failed"),
+        "{}",
+        u.stdout
+    );
+    assert!(u.stderr.contains("README.txt: skipped"), "{}", u.stderr);
+}
+
+/// A `.js` file with no source map is uploaded as a plain source, with a warning (as a map
+/// without a `.js` is).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_js_file_without_a_map_is_warned_about() {
+    let server = server().await;
+    let build = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(build.path().join("dist")).unwrap();
+    std::fs::write(build.path().join("dist/lonely.js"), b"boom();\n").unwrap();
+    let o = ok(tracemap(
+        &server,
+        &["upload", "sourcemaps", "-p", "web", "-r", "1.0", "dist"],
+        build.path(),
+    )
+    .await);
+    assert!(
+        o.stderr.contains("lonely.js: no source map"),
+        "{}",
+        o.stderr
+    );
 }
 
 /// `sourcemaps inject` on a bundle whose map is inline (`data:` URL): the ID goes into the

@@ -30,6 +30,7 @@ pub struct TestApp {
 
 pub struct Reply {
     pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
     pub body: Vec<u8>,
 }
 
@@ -42,9 +43,19 @@ impl Reply {
             )
         })
     }
+    /// The error code: from the body, or (sentry-cli routes, whose bodies are Sentry's
+    /// `{"detail"}`) from the `X-Tracemap-Error-Code` header.
     pub fn error_code(&self) -> String {
-        self.json()["error"]["code"]
+        let from_body = self.json()["error"]["code"]
             .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if !from_body.is_empty() {
+            return from_body;
+        }
+        self.headers
+            .get("x-tracemap-error-code")
+            .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned()
     }
@@ -100,6 +111,7 @@ impl TestApp {
             .await
             .expect("infallible");
         let status = response.status();
+        let headers = response.headers().clone();
         let body = response
             .into_body()
             .collect()
@@ -107,7 +119,11 @@ impl TestApp {
             .expect("body")
             .to_bytes()
             .to_vec();
-        Reply { status, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, uri: &str) -> Reply {

@@ -235,3 +235,37 @@ async fn deleting_debug_files_by_debug_id() {
         400
     );
 }
+
+/// One unusable debug file in a zip is skipped with a warning, like entries that are not
+/// debug files; the zip is refused only when nothing usable remains.
+#[tokio::test]
+async fn a_bad_debug_file_in_a_zip_is_skipped_with_a_warning() {
+    let app = TestApp::new();
+    let wasm = fixture("native/out/c_wasm.wasm");
+    let good = fixture("native/out/c_dwarf5");
+    let r = app
+        .post_bytes(
+            "/api/v1/projects/app/debug-files",
+            zip(&[
+                ("syms/c_dwarf5", &good),
+                ("syms/c_wasm.wasm", &wasm),
+                ("syms/notes.txt", b"not a debug file"),
+            ]),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(v["debug_files"].as_array().unwrap().len(), 1, "{v}");
+    let warnings = v["warnings"].to_string();
+    assert!(warnings.contains("c_wasm.wasm"), "{v}");
+    assert!(warnings.contains("notes.txt"), "{v}");
+    // Nothing usable: the entry's own error, not a generic one.
+    let r = app
+        .post_bytes(
+            "/api/v1/projects/app/debug-files",
+            zip(&[("c_wasm.wasm", &wasm), ("notes.txt", b"text")]),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.error_code(), "debug_id_missing");
+}

@@ -188,3 +188,155 @@ async fn a_zip_announcing_too_many_entries_is_refused() {
     assert_eq!(r.status, 413);
     assert_eq!(r.error_code(), "zip_too_many_entries");
 }
+
+/// `limits.max_file_bytes` on every path a file arrives by: multipart release files, bundle
+/// entries, raw and zipped debug files, and files sentry-cli assembles from chunks.
+#[tokio::test]
+async fn the_file_limit_applies_on_every_upload_path() {
+    let app = TestApp::with_config(|c| c.limits.max_file_bytes = 1000);
+    let big = vec![b'x'; 2000];
+    let too_large = |r: Reply, path: &str| {
+        assert_eq!(
+            r.status,
+            413,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.error_code(), "too_large", "{path}");
+        assert!(
+            r.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("1000 bytes"),
+            "{path}: the message states the limit: {}",
+            r.json()
+        );
+    };
+    let r = app
+        .upload_release("web", "1.0", None, &[("~/a.js", &big)])
+        .await;
+    too_large(r, "release files");
+    let r = app
+        .post_bytes(
+            "/api/v1/projects/web/bundles?release=1.0",
+            zip(&[("a.js", &big)]),
+        )
+        .await;
+    too_large(r, "bundle");
+    let r = app
+        .post_bytes(
+            "/api/v1/projects/app/debug-files?name=big.debug",
+            big.clone(),
+        )
+        .await;
+    too_large(r, "raw debug file");
+    let r = app
+        .post_bytes(
+            "/api/v1/projects/app/debug-files",
+            zip(&[("big.debug", &big)]),
+        )
+        .await;
+    too_large(r, "zipped debug file");
+
+    // sentry-cli: the assembled file is over the limit; the assembly says so.
+    let sha = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(&big));
+    app.post_multipart(
+        "/api/0/organizations/acme/chunk-upload/",
+        Multipart::new().file("file", &sha, &big),
+    )
+    .await
+    .ok();
+    let body = json!({"checksum": sha, "chunks": [sha], "projects": ["web"], "version": "1.0"});
+    let mut last = serde_json::Value::Null;
+    for _ in 0..200 {
+        last = app
+            .post_json("/api/0/organizations/acme/artifactbundle/assemble/", &body)
+            .await
+            .ok()
+            .json();
+        if last["state"] == "error" || last["state"] == "ok" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(last["state"], "error", "{last}");
+    assert!(
+        last["detail"].as_str().unwrap().contains("1000 bytes"),
+        "{last}"
+    );
+}
+
+#[tokio::test]
+async fn body_too_large_states_the_limit() {
+    let app = TestApp::with_config(|c| {
+        c.limits.max_symbolicate_bytes = 5000;
+        c.limits.max_json_bytes = 6000;
+    });
+    let padding = " ".repeat(20_000);
+    for (uri, limit) in [
+        ("/api/v1/projects/web/symbolicate/js", "5000 bytes"),
+        (
+            "/api/0/organizations/acme/artifactbundle/assemble/",
+            "6000 bytes",
+        ),
+    ] {
+        let r = app
+            .send(
+                Request::builder()
+                    .method(Method::POST)
+                    .uri(uri)
+                    .header("content-type", "application/json")
+                    .body(Body::from(format!("{{{padding}}}")))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(r.status, 413, "{uri}");
+        assert_eq!(r.error_code(), "body_too_large", "{uri}");
+        let v = r.json();
+        let message = v["error"]["message"]
+            .as_str()
+            .or(v["detail"].as_str())
+            .unwrap_or_default();
+        assert!(message.contains(limit), "{uri}: {v}");
+    }
+}
+
+/// The zip limits hold for debug-file zips as for bundles, and the source map limit for
+/// bundles as for release files.
+#[tokio::test]
+async fn zip_and_source_map_limits_apply_on_every_path_that_takes_them() {
+    let app = TestApp::with_config(|c| {
+        c.limits.max_inflated_bytes = 1 << 20;
+        c.limits.max_zip_entries = 5;
+        c.limits.max_sourcemap_bytes = 64;
+    });
+    let zeros = vec![0u8; 4 << 20];
+    let bomb = zip(&[("bomb.debug", &zeros)]);
+    let names: Vec<String> = (0..20).map(|i| format!("f{i}.debug")).collect();
+    let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"x\n"[..])).collect();
+    let many = zip(&entries);
+    for uri in [
+        "/api/v1/projects/app/debug-files",
+        "/api/v1/projects/web/bundles?release=1.0",
+    ] {
+        let r = app.post_bytes(uri, bomb.clone()).await;
+        assert_eq!(r.status, 413, "{uri}");
+        assert_eq!(r.error_code(), "zip_too_large", "{uri}");
+        let r = app.post_bytes(uri, many.clone()).await;
+        assert_eq!(r.status, 413, "{uri}");
+        assert_eq!(r.error_code(), "zip_too_many_entries", "{uri}");
+    }
+    let map = tiny_map(None);
+    assert!(map.len() > 64);
+    let r = app
+        .post_bytes(
+            "/api/v1/projects/web/bundles?release=1.0",
+            zip(&[
+                ("app.js", b"x();\n//# sourceMappingURL=app.js.map\n"),
+                ("app.js.map", &map),
+            ]),
+        )
+        .await;
+    assert_eq!(r.status, 413, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.error_code(), "too_large");
+}

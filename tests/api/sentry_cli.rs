@@ -339,6 +339,16 @@ async fn sentry_cli_3_sourcemaps_inject_upload_and_symbolicate() {
         "{}",
         r.stderr
     );
+    // Sentry's own body shape, so sentry-cli prints the sentence on one line rather than a
+    // debug dump of our JSON.
+    let detail_lines: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("lacks the"))
+        .collect();
+    assert_eq!(detail_lines.len(), 1, "{}", r.stderr);
+    assert!(!r.stderr.contains("Object {"), "{}", r.stderr);
+    assert!(!r.stderr.contains("String("), "{}", r.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

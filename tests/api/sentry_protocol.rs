@@ -339,3 +339,52 @@ async fn a_stalled_assembly_of_another_process_is_restarted() {
     let v = assemble(&app, &other, std::slice::from_ref(&other)).await;
     assert_eq!(v["state"], "assembling", "{v}");
 }
+
+/// sentry-cli prints a body other than Sentry's `{"detail": …}` as a debug dump; our own
+/// routes keep our shape.
+#[tokio::test]
+async fn sentry_routes_answer_errors_in_sentrys_shape_and_ours_keep_theirs() {
+    let mut app = TestApp::with_config(|c| {
+        c.auth.tokens = vec![tracemap::config::TokenConfig {
+            name: "ingest".into(),
+            token: tracemap::config::Secret("symbolicate-only-token-0123".into()),
+            scopes: vec![tracemap::config::Scope::Symbolicate],
+            projects: None,
+        }]
+    });
+    app.token = Some("symbolicate-only-token-0123".into());
+    let sentry_errors = [
+        // 403 from a handler.
+        app.post_json(
+            "/api/0/projects/acme/web/releases/",
+            &json!({"version": "1.0"}),
+        )
+        .await,
+        // 404 from the fallback, 405 from the method router.
+        app.get("/api/0/no/such/route/").await,
+        app.send(req(
+            Method::DELETE,
+            "/api/0/organizations/acme/chunk-upload/",
+            None,
+            axum::body::Body::empty(),
+        ))
+        .await,
+    ];
+    for (r, (status, code)) in sentry_errors.iter().zip([
+        (403, "forbidden"),
+        (404, "route_not_found"),
+        (405, "method_not_allowed"),
+    ]) {
+        assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
+        let v = r.json();
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["detail"], "{v}");
+        assert!(!v["detail"].as_str().unwrap().is_empty(), "{v}");
+        assert_eq!(r.error_code(), code, "the code stays in a header");
+    }
+    let r = app.get("/api/v1/projects/web/releases").await;
+    assert_eq!(r.status, 403);
+    let v = r.json();
+    assert_eq!(v["error"]["code"], "forbidden", "{v}");
+    assert!(v["error"]["message"].as_str().is_some(), "{v}");
+}

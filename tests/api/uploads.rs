@@ -546,3 +546,149 @@ async fn a_deleted_source_map_is_no_longer_found_by_its_debug_id() {
         "{again}"
     );
 }
+
+#[tokio::test]
+async fn a_url_prefix_that_is_a_path_is_refused_on_every_upload_path() {
+    // `--url-prefix ~/static` unquoted reaches us as `/home/ci/static`.
+    let app = TestApp::new();
+    for prefix in ["/home/ci/static", "static", "C:/build"] {
+        let r = app
+            .post_multipart(
+                &format!(
+                    "/api/v1/projects/web/releases/1.0/files?url_prefix={}",
+                    enc(prefix)
+                ),
+                Multipart::new().file("file", "app.min.js", b"x"),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            400,
+            "{prefix}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.error_code(), "invalid_url_prefix");
+        let r = app
+            .post_multipart(
+                "/api/v1/projects/web/releases/1.0/files",
+                Multipart::new()
+                    .text("url_prefix", prefix)
+                    .file("file", "app.min.js", b"x"),
+            )
+            .await;
+        assert_eq!(r.error_code(), "invalid_url_prefix", "{prefix}");
+        let r = app
+            .post_bytes(
+                &format!(
+                    "/api/v1/projects/web/bundles?release=1.0&url_prefix={}",
+                    enc(prefix)
+                ),
+                zip(&[("app.js", MIN_JS)]),
+            )
+            .await;
+        assert_eq!(r.error_code(), "invalid_url_prefix", "{prefix}");
+    }
+    let r = app
+        .post_multipart(
+            "/api/v1/projects/web/releases/1.0/files?url_prefix=/home/ci/static",
+            Multipart::new().file("file", "app.min.js", b"x"),
+        )
+        .await;
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("quote"),
+        "{}",
+        r.json()
+    );
+    for prefix in ["~", "~/static", "https://cdn.example.com/js", "app:///www"] {
+        app.post_multipart(
+            &format!(
+                "/api/v1/projects/web/releases/1.0/files?url_prefix={}",
+                enc(prefix)
+            ),
+            Multipart::new().file("file", "a.js", b"x"),
+        )
+        .await
+        .ok();
+    }
+    // No stored file ever got a home directory as its URL.
+    let listing = app
+        .get("/api/v1/projects/web/releases/1.0/files")
+        .await
+        .ok()
+        .json();
+    assert!(!listing.to_string().contains("/home/"), "{listing}");
+}
+
+#[tokio::test]
+async fn deleting_by_a_hash_several_files_share_needs_their_url_or_dist() {
+    let app = TestApp::new();
+    let same: &[u8] = b"same();\n";
+    app.upload_release("web", "1.0", None, &[("~/a.js", same), ("~/b.js", same)])
+        .await
+        .ok();
+    app.upload_release("web", "1.0", Some("prod"), &[("~/a.js", same)])
+        .await
+        .ok();
+    let sha = app
+        .get("/api/v1/projects/web/releases/1.0/files")
+        .await
+        .json()["files"][0]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let all = release_file_names(&app).await;
+    assert_eq!(all.len(), 3, "{all:?}");
+
+    // The hash alone names three files: nothing is deleted, and the answer lists them.
+    let base = format!("/api/v1/projects/web/releases/1.0/files/{sha}");
+    let r = app.delete(&base).await;
+    assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.error_code(), "ambiguous_artifact");
+    let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    for needle in ["~/a.js", "~/b.js", "prod", "?url="] {
+        assert!(message.contains(needle), "{needle}: {message}");
+    }
+    assert_eq!(release_file_names(&app).await, all);
+    // The URL still names two (no dist and prod).
+    let r = app.delete(&format!("{base}?url={}", enc("~/a.js"))).await;
+    assert_eq!(r.error_code(), "ambiguous_artifact");
+    // URL and dist name one; exactly that one goes.
+    let r = app
+        .delete(&format!("{base}?url={}&dist=prod", enc("~/a.js")))
+        .await;
+    assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    let left = release_file_names(&app).await;
+    assert_eq!(left, ["\"~/a.js\" null", "\"~/b.js\" null"], "{left:?}");
+    let r = app.delete(&format!("{base}?url={}", enc("~/b.js"))).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(release_file_names(&app).await, ["\"~/a.js\" null"]);
+    // Now the hash names one file again: no need to say which.
+    assert_eq!(app.delete(&base).await.status, 204);
+    // Downloading by a shared hash is not ambiguous: the content is the same.
+    app.upload_release("web", "2.0", None, &[("~/a.js", same), ("~/b.js", same)])
+        .await
+        .ok();
+    let r = app
+        .get(&format!("/api/v1/projects/web/releases/2.0/files/{sha}"))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(&r.body[..], same);
+}
+
+async fn release_file_names(app: &TestApp) -> Vec<String> {
+    let v = app
+        .get("/api/v1/projects/web/releases/1.0/files")
+        .await
+        .json();
+    let mut out: Vec<String> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| format!("{} {}", f["url"], f["dist"]))
+        .collect();
+    out.sort();
+    out
+}

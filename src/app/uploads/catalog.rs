@@ -59,28 +59,101 @@ fn release_not_found(project: &ProjectId, release: &Release) -> ApiError {
     )
 }
 
-/// Finds an artifact of a release by its ID (SHA-256) or its URL.
+/// Narrows an artifact ID that several files of a release share (the same content under
+/// other URLs or dists): `url` names the file's URL, `dist` its dist (`""`: no dist).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ArtifactSelector<'a> {
+    pub url: Option<&'a str>,
+    pub dist: Option<&'a str>,
+}
+
+impl ArtifactSelector<'_> {
+    fn matches(&self, a: &IndexedArtifact) -> bool {
+        let url_ok = self.url.is_none_or(|u| a.entry.url.as_str() == u);
+        let dist_ok = self
+            .dist
+            .is_none_or(|d| a.dist.as_ref().map_or("", Dist::as_str) == d);
+        url_ok && dist_ok
+    }
+}
+
+/// The artifacts of a release with this ID (SHA-256) or URL, narrowed by `selector`, in URL
+/// and dist order.
+async fn find_all_in_release(
+    app: &App,
+    project: &ProjectId,
+    release: &Release,
+    id: &str,
+    selector: &ArtifactSelector<'_>,
+) -> ApiResult<Vec<IndexedArtifact>> {
+    let index = app.index.release(project, release).await?;
+    if index.uploads == 0 {
+        return Err(release_not_found(project, release));
+    }
+    let mut found: Vec<IndexedArtifact> = index
+        .files
+        .values()
+        .filter(|a| a.entry.sha256.as_str() == id || a.entry.url.as_str() == id)
+        .filter(|a| selector.matches(a))
+        .cloned()
+        .collect();
+    if found.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::ArtifactNotFound,
+            format!(
+                "release {release} has no artifact {id}{}",
+                describe(selector)
+            ),
+        ));
+    }
+    found.sort_by(|a, b| (&a.entry.url, &a.dist).cmp(&(&b.entry.url, &b.dist)));
+    Ok(found)
+}
+
+fn describe(selector: &ArtifactSelector<'_>) -> String {
+    let mut out = String::new();
+    if let Some(u) = selector.url {
+        out.push_str(&format!(" with URL {u}"));
+    }
+    match selector.dist {
+        Some("") => out.push_str(" without a dist"),
+        Some(d) => out.push_str(&format!(" in dist {d}")),
+        None => {}
+    }
+    out
+}
+
+/// The one artifact of a release that `id` (SHA-256 or URL) and `selector` name; 409
+/// `ambiguous_artifact`, listing the candidates, when they name several.
 pub async fn find_in_release(
     app: &App,
     project: &ProjectId,
     release: &Release,
     id: &str,
+    selector: &ArtifactSelector<'_>,
 ) -> ApiResult<IndexedArtifact> {
-    let index = app.index.release(project, release).await?;
-    if index.uploads == 0 {
-        return Err(release_not_found(project, release));
+    let mut found = find_all_in_release(app, project, release, id, selector).await?;
+    if found.len() > 1 {
+        let candidates: Vec<String> = found
+            .iter()
+            .map(|a| match &a.dist {
+                Some(d) => format!("{} (dist {d})", a.entry.url),
+                None => format!("{} (no dist)", a.entry.url),
+            })
+            .collect();
+        return Err(ApiError::new(
+            ErrorCode::AmbiguousArtifact,
+            format!(
+                "{} artifacts of release {release} match {id}: {}; name one with ?url= \
+                 (and ?dist=, empty for no dist)",
+                found.len(),
+                candidates.join(", ")
+            ),
+        ));
     }
-    index
-        .files
-        .values()
-        .find(|a| a.entry.sha256.as_str() == id || a.entry.url.as_str() == id)
-        .cloned()
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::ArtifactNotFound,
-                format!("release {release} has no artifact {id}"),
-            )
-        })
+    found
+        .pop()
+        .ok_or_else(|| ApiError::internal("artifact list emptied"))
 }
 
 /// A stored artifact's content: its size and a stream of its bytes.
@@ -96,8 +169,14 @@ pub async fn download(
     project: &ProjectId,
     release: &Release,
     id: &str,
+    selector: &ArtifactSelector<'_>,
 ) -> ApiResult<Download> {
-    let artifact = find_in_release(app, project, release, id).await?;
+    // Files that share their content are one download: ambiguous only if contents differ.
+    let found = find_all_in_release(app, project, release, id, selector).await?;
+    let artifact = match found.first() {
+        Some(first) if found.iter().all(|a| a.entry.sha256 == first.entry.sha256) => first.clone(),
+        _ => find_in_release(app, project, release, id, selector).await?,
+    };
     let Some((size, stream)) = app
         .store
         .get_stream(&Store::blob_key(&artifact.entry.sha256))
@@ -124,8 +203,9 @@ pub async fn delete_release_file(
     project: &ProjectId,
     release: &Release,
     id: &str,
+    selector: &ArtifactSelector<'_>,
 ) -> ApiResult<()> {
-    let artifact = find_in_release(app, project, release, id).await?;
+    let artifact = find_in_release(app, project, release, id, selector).await?;
     let mut manifest = UploadManifest::new(project.clone(), UploadSource::Delete);
     manifest.release = Some(release.clone());
     manifest.dist = artifact.dist.clone();

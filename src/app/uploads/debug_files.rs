@@ -34,6 +34,9 @@ fn prepare_debug_files_blocking(
 ) -> ApiResult<(Vec<Prepared>, Vec<String>)> {
     let mut prepared = Vec::new();
     let mut warnings = Vec::new();
+    // The first zip entry that looked like a debug file but could not be used: the answer
+    // when nothing usable remains.
+    let mut first_rejected: Option<ApiError> = None;
     for received in files {
         let head = {
             let map = received.file.map()?;
@@ -50,14 +53,32 @@ fn prepare_debug_files_blocking(
                     continue;
                 }
                 drop(map);
-                prepared.push(describe_debug_file(entry)?);
+                let name = entry.name.clone();
+                match describe_debug_file(entry) {
+                    Ok(p) => prepared.push(p),
+                    // One bad object does not sink the others of the zip.
+                    Err(e) if e.status().is_client_error() => {
+                        warnings.push(format!("{name}: skipped, {e}"));
+                        first_rejected.get_or_insert(e);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             continue;
+        }
+        // One file: under the file limit, like every file of every upload path (the body
+        // limit only bounds the request).
+        if received.file.size > limits.max_file {
+            return Err(IngestError::TooLarge {
+                what: received.name,
+                limit: limits.max_file,
+            }
+            .into());
         }
         prepared.push(describe_debug_file(received)?);
     }
     if prepared.is_empty() {
-        return Err(IngestError::NoDebugFiles.into());
+        return Err(first_rejected.unwrap_or_else(|| IngestError::NoDebugFiles.into()));
     }
     Ok((prepared, warnings))
 }

@@ -21,6 +21,15 @@ pub fn join_url(prefix: &str, name: &str) -> ApiResult<ArtifactUrl> {
     Ok(ArtifactUrl::parse(&url)?)
 }
 
+/// Refuses a URL prefix that is not `~`, `~/…` or a URL with a scheme (see
+/// [`crate::js::url_prefix_problem`]).
+pub fn check_url_prefix(prefix: &str) -> ApiResult<()> {
+    match crate::js::url_prefix_problem(prefix) {
+        None => Ok(()),
+        Some(problem) => Err(ApiError::new(ErrorCode::InvalidUrlPrefix, problem)),
+    }
+}
+
 /// A JS-side file with where it goes and what its uploader said of it.
 pub struct JsInput {
     pub received: Received,
@@ -141,6 +150,9 @@ pub async fn prepare_bundle(
         dist,
         url_prefix,
     } = *options;
+    if let Some(prefix) = url_prefix {
+        check_url_prefix(prefix)?;
+    }
     let limits = super::debug_files::zip_limits(app);
     let tmp = app.config.tmp_dir();
     let extracted =
@@ -265,6 +277,7 @@ pub async fn release_files(
     url_prefix: &str,
     files: Vec<FilePart>,
 ) -> ApiResult<UploadResponse> {
+    check_url_prefix(url_prefix)?;
     if files.is_empty() {
         return Err(IngestError::Empty.into());
     }
