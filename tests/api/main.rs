@@ -14,6 +14,7 @@ mod js_answers;
 mod limits;
 mod native;
 mod ops;
+mod readme;
 mod s3;
 mod sentry_cli;
 mod sentry_protocol;
