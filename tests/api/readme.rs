@@ -234,7 +234,7 @@ __tm_record() {
 curl() {
   __tm_record curl
   local rc=0
-  command curl -sS -D "$__tm_d/headers" "$@" > "$__tm_d/body" || rc=$?
+  command curl -q -sS -D "$__tm_d/headers" "$@" > "$__tm_d/body" || rc=$?
   cat "$__tm_d/body"; echo
   echo "$rc" > "$__tm_d/rc"
 }
