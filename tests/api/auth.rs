@@ -225,3 +225,55 @@ async fn health_and_metrics_need_no_token() {
     assert_eq!(app.get("/readyz").await.status, 200);
     assert_eq!(app.get("/metrics").await.status, 200);
 }
+
+/// Every route, sent a body of the wrong content type (and one that is not what it expects),
+/// answers either success or one documented error shape: JSON with a code from README's
+/// table (under `/api/0/`, Sentry's `{"detail"}` with the code in a header) — never an empty
+/// or plain-text body.
+#[tokio::test]
+async fn every_route_answers_a_wrong_content_type_in_the_documented_shape() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table =
+        &readme[readme.find("### Error codes").unwrap()..readme.find("## Configuration").unwrap()];
+    let app = app();
+    let mut walked = 0;
+    for route in tracemap::http::route_table(&app.state) {
+        if route.method == Method::GET || route.method == Method::DELETE {
+            continue;
+        }
+        for (content_type, body) in [
+            ("text/plain", &b"not what this route reads"[..]),
+            ("multipart/form-data; boundary=x", &b"--x\r\nbroken"[..]),
+            ("application/json", &b"{\"unterminated\": "[..]),
+        ] {
+            let uri = concrete(route.path, "a");
+            let r = app
+                .send(
+                    Request::builder()
+                        .method(route.method.clone())
+                        .uri(&uri)
+                        .header("authorization", format!("Bearer {ADMIN_ALL}"))
+                        .header("content-type", content_type)
+                        .body(Body::from(body.to_vec()))
+                        .unwrap(),
+                )
+                .await;
+            walked += 1;
+            if r.status.is_success() {
+                continue;
+            }
+            let what = format!("{} {uri} ({content_type}): {}", route.method, r.status);
+            let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_else(|_| {
+                panic!("{what}: not JSON: {}", String::from_utf8_lossy(&r.body))
+            });
+            assert!(json["detail"].is_string(), "{what}: no detail: {json}");
+            let code = r.error_code();
+            assert!(
+                !code.is_empty() && table.contains(&format!("`{code}`")),
+                "{what}: code {code:?} is not in README's table: {json}"
+            );
+        }
+    }
+    assert!(walked > 40, "walked {walked} requests");
+}
