@@ -149,6 +149,11 @@ pub struct Limits {
     /// Time limit of one upload (or listing) request. Default `1h`.
     #[serde(with = "humantime_serde")]
     pub upload_timeout: Duration,
+    /// A sentry-cli assembly whose state was not refreshed for this long (its process died,
+    /// on any replica) is restarted by the next assemble call. Default `60s`; running
+    /// assemblies refresh every 15 s.
+    #[serde(with = "humantime_serde")]
+    pub assemble_stalled_after: Duration,
     /// Time a client has to send a request's headers (cuts off slow-loris clients).
     /// Default `10s`.
     #[serde(with = "humantime_serde")]
@@ -172,6 +177,7 @@ impl Default for Limits {
             max_concurrent_uploads: 32,
             upload_timeout: Duration::from_secs(3600),
             header_read_timeout: Duration::from_secs(10),
+            assemble_stalled_after: Duration::from_secs(60),
         }
     }
 }
@@ -349,7 +355,7 @@ impl Config {
 }
 
 /// `TRACEMAP_*` variables that are not config keys: the log filter, the config file path,
-/// and the CLI client's settings.
+/// and the CLI client's settings. `TRACEMAP_TEST_*` variables belong to the test suite.
 const NOT_CONFIG: &[&str] = &["LOG", "CONFIG", "URL", "TOKEN", "PROJECT", "RELEASE"];
 
 /// Applies `TRACEMAP_A__B=value` onto `tree` as `a.b = value`. The value is read as a TOML
@@ -362,7 +368,7 @@ fn apply_env(
         let Some(rest) = var.strip_prefix("TRACEMAP_") else {
             continue;
         };
-        if NOT_CONFIG.contains(&rest) {
+        if NOT_CONFIG.contains(&rest) || rest.starts_with("TEST_") {
             continue;
         }
         if rest.is_empty() {

@@ -19,6 +19,7 @@ pub mod auth;
 pub mod caches;
 pub mod cli;
 pub mod config;
+pub mod crash;
 pub mod error;
 pub mod http;
 pub mod index;

@@ -112,6 +112,7 @@ impl Disk {
             f.write_all(payload)?;
             f.write_all(&trailer(payload))?;
             f.sync_all()?;
+            crate::crash::point("cache:tmp_written");
             std::fs::rename(&tmp, &path)
         })();
         if written.is_err() {

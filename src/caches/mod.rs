@@ -181,6 +181,7 @@ impl Caches {
                     ms = started.elapsed().as_millis() as u64,
                     "built cache"
                 );
+                crate::crash::point("cache:built");
                 let (disk, key) = (self.disk.clone(), key.clone());
                 let cached = tokio::task::spawn_blocking(move || {
                     match disk.store(&key, &bytes) {

@@ -497,11 +497,15 @@ impl Store {
         .buffer_unordered(16)
         .try_collect::<Vec<()>>()
         .await?;
+        crate::crash::point("upload:pointers");
+        crate::crash::point("upload:before_manifest");
         self.put_json(
             &Self::manifest_key(&manifest.project, &manifest.id),
             manifest,
         )
-        .await
+        .await?;
+        crate::crash::point("upload:after_manifest");
+        Ok(())
     }
 
     pub async fn load_manifest(

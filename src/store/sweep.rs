@@ -160,9 +160,11 @@ pub(super) async fn run(
         };
         let key = Path::from_iter(["trash", "log"]).child(format!("{}.json", UploadId::new()));
         store.put_json(&key, &log).await?;
+        crate::crash::point("sweep:logged");
         for (_, meta) in trashing {
             if let Some(trash) = Store::trash_key_of(&meta.location) {
                 store.rename(&meta.location, &trash).await?;
+                crate::crash::point("sweep:trashed_one");
                 report.blobs_trashed += 1;
                 report.bytes_freed += meta.size;
             }

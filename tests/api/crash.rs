@@ -273,3 +273,230 @@ async fn sigterm_lets_an_upload_in_flight_finish() {
         .unwrap();
     assert_eq!(list["files"][0]["size"], 16 << 20);
 }
+
+/// Uploads `app.js` and its map (whose content differs per `release`) to project `web`.
+async fn upload_pair(client: &reqwest::Client, base: &str, release: &str) -> Option<u16> {
+    let js = format!("boom(); // {release}\n//# sourceMappingURL=app.js.map\n");
+    let form = reqwest::multipart::Form::new()
+        .text("url", "~/app.js")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(js.into_bytes()).file_name("app.js"),
+        )
+        .text("url", "~/app.js.map")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(tiny_map(None)).file_name("app.js.map"),
+        );
+    client
+        .post(format!(
+            "{base}/api/v1/projects/web/releases/{release}/files"
+        ))
+        .multipart(form)
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
+/// The files of a release: `None` when the release does not exist.
+async fn files_of(client: &reqwest::Client, base: &str, release: &str) -> Option<Vec<String>> {
+    let r = client
+        .get(format!(
+            "{base}/api/v1/projects/web/releases/{release}/files"
+        ))
+        .send()
+        .await
+        .unwrap();
+    if r.status() == 404 {
+        return None;
+    }
+    assert!(r.status().is_success(), "{}", r.status());
+    let v: serde_json::Value = r.json().await.unwrap();
+    let mut urls: Vec<String> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["url"].as_str().unwrap().to_owned())
+        .collect();
+    urls.sort();
+    Some(urls)
+}
+
+/// Whether a frame of `release` resolves (builds the cache if it is not there).
+async fn resolves(client: &reqwest::Client, base: &str, release: &str) -> bool {
+    let v: serde_json::Value = client
+        .post(format!("{base}/api/v1/projects/web/symbolicate/js"))
+        .json(
+            &serde_json::json!({"release": release, "stacktraces": [{"frames": [
+            {"abs_path": "~/app.js", "lineno": 1, "colno": 1}]}]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["stacktraces"][0]["frames"][0]["data"]["symbolicated"] == true
+}
+
+impl Server {
+    /// Waits for the process to end by itself (a crash point), at most `secs`.
+    fn died_within(&mut self, secs: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+/// The process is killed (SIGKILL, by itself, `TRACEMAP_TEST_CRASH_AT`) at every step of an
+/// upload's commit, of a cache build, of a sweep and of a sentry-cli assembly; after a
+/// restart nothing committed is lost, nothing half-written is visible, caches rebuild, and
+/// the interrupted operation succeeds when tried again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_at_every_step_loses_nothing_committed() {
+    let client = reqwest::Client::new();
+    let expected = vec!["~/app.js".to_owned(), "~/app.js.map".to_owned()];
+    for &point in tracemap::crash::POINTS {
+        let dir = tempfile::tempdir().unwrap();
+        // Before: a committed release, and one that a sweep may collect.
+        {
+            let a = Server::start(dir.path());
+            assert_eq!(upload_pair(&client, &a.base, "1.0").await, Some(201));
+            assert_eq!(upload_pair(&client, &a.base, "0.9").await, Some(201));
+            assert!(resolves(&client, &a.base, "1.0").await);
+            let r = client
+                .delete(format!("{}/api/v1/projects/web/releases/0.9", a.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 204);
+        }
+        // The crash.
+        let mut b = Server::start_with_env(dir.path(), &[("TRACEMAP_TEST_CRASH_AT", point)]);
+        match point.split(':').next().unwrap() {
+            "upload" | "cache" => {
+                let _ = upload_pair(&client, &b.base, "2.0").await;
+            }
+            "sweep" => {
+                let _ = client
+                    .post(format!("{}/api/v1/admin/sweep?grace=0s", b.base))
+                    .send()
+                    .await;
+            }
+            _ => {
+                // A sentry-cli assembly of a bundle for release 3.0.
+                let bundle = zip(&[
+                    ("app.js", b"boom();\n//# sourceMappingURL=app.js.map\n"),
+                    ("app.js.map", &tiny_map(None)),
+                ]);
+                let sha = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(&bundle));
+                let form = reqwest::multipart::Form::new().part(
+                    "file",
+                    reqwest::multipart::Part::bytes(bundle).file_name(sha.clone()),
+                );
+                let r = client
+                    .post(format!("{}/api/0/organizations/o/chunk-upload/", b.base))
+                    .multipart(form)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success());
+                let _ = client
+                    .post(format!("{}/api/0/organizations/o/artifactbundle/assemble/", b.base))
+                    .json(&serde_json::json!({"checksum": sha, "chunks": [sha], "projects": ["web"], "version": "3.0"}))
+                    .send()
+                    .await;
+            }
+        }
+        assert!(
+            b.died_within(20),
+            "{point}: the crash point was not reached"
+        );
+        drop(b);
+
+        // After: everything committed is there and intact; nothing is half there.
+        let c = Server::start_with_env(
+            dir.path(),
+            &[("TRACEMAP_LIMITS__ASSEMBLE_STALLED_AFTER", "1s")],
+        );
+        assert_eq!(
+            files_of(&client, &c.base, "1.0").await,
+            Some(expected.clone()),
+            "{point}"
+        );
+        assert!(
+            resolves(&client, &c.base, "1.0").await,
+            "{point}: 1.0 no longer resolves"
+        );
+        let interrupted = files_of(&client, &c.base, "2.0").await;
+        assert!(
+            interrupted.is_none() || interrupted == Some(expected.clone()),
+            "{point}: release 2.0 is half visible: {interrupted:?}"
+        );
+        if point == "upload:after_manifest" || point.starts_with("cache:") {
+            assert_eq!(
+                interrupted,
+                Some(expected.clone()),
+                "{point}: a committed upload was lost"
+            );
+        }
+        // Trying again succeeds, and the result resolves (caches rebuild).
+        assert_eq!(
+            upload_pair(&client, &c.base, "2.0").await,
+            Some(201),
+            "{point}"
+        );
+        assert!(resolves(&client, &c.base, "2.0").await, "{point}");
+        let r = client
+            .post(format!("{}/api/v1/admin/sweep?grace=0s", c.base))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{point}: sweep after the crash");
+        assert_eq!(
+            files_of(&client, &c.base, "1.0").await,
+            Some(expected.clone()),
+            "{point}"
+        );
+        assert!(resolves(&client, &c.base, "1.0").await, "{point}");
+        if point.starts_with("assemble") {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let mut state = serde_json::Value::Null;
+            for _ in 0..200 {
+                let bundle = zip(&[
+                    ("app.js", b"boom();\n//# sourceMappingURL=app.js.map\n"),
+                    ("app.js.map", &tiny_map(None)),
+                ]);
+                let sha = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(&bundle));
+                state = client
+                    .post(format!("{}/api/0/organizations/o/artifactbundle/assemble/", c.base))
+                    .json(&serde_json::json!({"checksum": sha, "chunks": [sha], "projects": ["web"], "version": "3.0"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                if state["state"] == "ok" {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert_eq!(
+                state["state"], "ok",
+                "{point}: the retried assembly did not finish: {state}"
+            );
+            assert_eq!(
+                files_of(&client, &c.base, "3.0").await,
+                Some(expected.clone()),
+                "{point}"
+            );
+        }
+    }
+}

@@ -21,7 +21,7 @@ const LAYERS: &[(usize, &[&str])] = &[
     (
         0,
         &[
-            "types", "kinds", "wire", "config", "error", "metrics", "auth",
+            "types", "kinds", "wire", "config", "error", "metrics", "auth", "crash",
         ],
     ),
     (1, &["js", "native"]),

@@ -63,15 +63,13 @@ struct StoredState {
     #[serde(default)]
     committed: Vec<String>,
     /// Written when the state is set and, while assembling, every [`HEARTBEAT`]: a
-    /// `created`/`assembling` state not refreshed for [`STALLED_AFTER`] was left by a
+    /// `created`/`assembling` state not refreshed for `limits.assemble_stalled_after` was left by a
     /// process that died, on whichever replica.
     updated_at: String,
 }
 
 /// How often a running assembly refreshes its state.
 const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
-/// How old an unrefreshed `created`/`assembling` state must be to count as stalled.
-const STALLED_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What an assembly committed.
 pub(super) struct Committed {
@@ -313,7 +311,8 @@ async fn still_holds(app: &App, s: &StoredState, key: &Key) -> ApiResult<bool> {
         AssembleState::NotFound => false,
         AssembleState::Error => true,
         AssembleState::Created | AssembleState::Assembling => {
-            running().lock().contains(key.as_ref()) || !stale(&s.updated_at)
+            running().lock().contains(key.as_ref())
+                || !stale(&s.updated_at, app.config.limits.assemble_stalled_after)
         }
         AssembleState::Ok => {
             for pointer in &s.committed {
@@ -326,12 +325,12 @@ async fn still_holds(app: &App, s: &StoredState, key: &Key) -> ApiResult<bool> {
     })
 }
 
-/// Whether an RFC 3339 time is older than [`STALLED_AFTER`] (or unreadable).
-fn stale(updated_at: &str) -> bool {
+/// Whether an RFC 3339 time is older than `after` (or unreadable).
+fn stale(updated_at: &str, after: std::time::Duration) -> bool {
     match chrono::DateTime::parse_from_rfc3339(updated_at) {
         Ok(t) => {
             let age = chrono::Utc::now().signed_duration_since(t);
-            age.to_std().is_ok_and(|age| age > STALLED_AFTER)
+            age.to_std().is_ok_and(|age| age > after)
         }
         Err(_) => true,
     }
@@ -377,6 +376,7 @@ where
         return Err(format!("assembled file has SHA-1 {actual}, expected {checksum}").into());
     }
     let file = writer.finish().map_err(JobError::transient)?;
+    crate::crash::point("assemble:concatenated");
     job(file.path).await
 }
 

@@ -177,9 +177,14 @@ pub async fn commit_manifest(
             )
         })
         .collect();
+    crate::crash::point("upload:received");
     futures::stream::iter(jobs.into_iter().map(|(sha, path, size)| {
         let store = state.store.clone();
-        async move { store.put_blob_file(&sha, &path, size).await }
+        async move {
+            let stored = store.put_blob_file(&sha, &path, size).await;
+            crate::crash::point("upload:blob");
+            stored
+        }
     }))
     .buffer_unordered(4)
     .try_collect::<Vec<bool>>()
