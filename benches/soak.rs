@@ -38,7 +38,12 @@ fn start() -> Server {
         .expect("addr")
         .port();
     let child = Command::new(env!("CARGO_BIN_EXE_tracemap"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(dir.path())
         .env("TRACEMAP_LOG", "warn")
         .stdout(Stdio::null())
@@ -89,11 +94,19 @@ async fn upload(client: &reqwest::Client, base: &str, release: &str, salt: u64) 
     let sha = hex::encode(sha2::Sha256::digest(js.as_bytes()));
     let form = reqwest::multipart::Form::new()
         .text("url", "~/app.js")
-        .part("file", reqwest::multipart::Part::bytes(js.into_bytes()).file_name("app.js"))
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(js.into_bytes()).file_name("app.js"),
+        )
         .text("url", "~/app.js.map")
-        .part("file", reqwest::multipart::Part::bytes(map()).file_name("app.js.map"));
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(map()).file_name("app.js.map"),
+        );
     let status = client
-        .post(format!("{base}/api/v1/projects/soak/releases/{release}/files"))
+        .post(format!(
+            "{base}/api/v1/projects/soak/releases/{release}/files"
+        ))
         .multipart(form)
         .send()
         .await

@@ -407,3 +407,12 @@ pub fn pip_tool(spec: &str, bin: &str) -> Option<PathBuf> {
     assert!(exe.exists(), "{spec} installed no {bin}");
     Some(exe)
 }
+
+/// A body that sends a little and then never ends: a handler that reads it before
+/// authorising (or without a time limit) hangs.
+pub fn endless_body() -> Body {
+    let first = futures::stream::once(async {
+        Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"{\"stacktraces\": ["))
+    });
+    Body::from_stream(futures::StreamExt::chain(first, futures::stream::pending()))
+}

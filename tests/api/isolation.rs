@@ -322,15 +322,6 @@ async fn readiness_does_not_tell_anonymous_callers_about_the_store() {
     );
 }
 
-/// A body that sends a little and then never ends: a handler that reads it before
-/// authorising hangs.
-fn endless_body() -> Body {
-    let first = futures::stream::once(async {
-        Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"{\"stacktraces\": ["))
-    });
-    Body::from_stream(futures::StreamExt::chain(first, futures::stream::pending()))
-}
-
 #[tokio::test]
 async fn no_route_reads_a_body_before_authorising() {
     let app = app();

@@ -11,14 +11,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
 
-/// A body that sends a little and then never ends.
-fn endless_body() -> Body {
-    let first = futures::stream::once(async {
-        Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"{\"stacktraces\": ["))
-    });
-    Body::from_stream(futures::StreamExt::chain(first, futures::stream::pending()))
-}
-
 #[tokio::test]
 async fn a_client_that_sends_headers_slowly_is_disconnected() {
     let server = LiveServer::start_with(|c| {
