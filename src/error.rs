@@ -183,7 +183,24 @@ impl ApiError {
 
 impl From<std::io::Error> for ApiError {
     fn from(e: std::io::Error) -> Self {
-        ApiError::internal(format!("local I/O: {e}"))
+        // Out of memory, disk space or file descriptors is the server's trouble for now, not
+        // a bug: 503 (with `Retry-After`), which clients retry.
+        const ENFILE: i32 = 23;
+        const EMFILE: i32 = 24;
+        const ENOSPC: i32 = 28;
+        const ENOMEM: i32 = 12;
+        let exhausted = matches!(
+            e.kind(),
+            std::io::ErrorKind::OutOfMemory | std::io::ErrorKind::StorageFull
+        ) || matches!(e.raw_os_error(), Some(ENOMEM | ENFILE | EMFILE | ENOSPC));
+        if exhausted {
+            ApiError::new(
+                ErrorCode::Busy,
+                format!("the server is short of resources ({e}); retry later"),
+            )
+        } else {
+            ApiError::internal(format!("local I/O: {e}"))
+        }
     }
 }
 

@@ -30,13 +30,6 @@ pub struct CacheBytes {
     len: usize,
 }
 
-impl CacheBytes {
-    /// Heap bytes this value pins (zero for a memory-mapped file).
-    pub fn heap_bytes(&self) -> usize {
-        self.bytes.heap_bytes()
-    }
-}
-
 impl std::ops::Deref for CacheBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

@@ -111,6 +111,9 @@ impl TempFile {
 /// Read-only bytes: a memory map of a file, or owned bytes (an empty file cannot be mapped).
 pub struct Mapped(MappedInner);
 
+/// Files at least this large are memory-mapped; smaller ones are read into memory.
+const MAP_AT_LEAST: u64 = 256 << 10;
+
 enum MappedInner {
     Map(memmap2::Mmap),
     Owned(Vec<u8>),
@@ -118,9 +121,16 @@ enum MappedInner {
 
 impl Mapped {
     pub fn open(path: &Path) -> std::io::Result<Mapped> {
-        let file = std::fs::File::open(path)?;
-        if file.metadata()?.len() == 0 {
-            return Ok(Mapped(MappedInner::Owned(Vec::new())));
+        use std::io::Read;
+        let mut file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        // Small files are read, not mapped: every mapping is one of the process's limited
+        // memory maps (`vm.max_map_count`, 65530 by default), and thousands of small cached
+        // files must not use them up (threads need maps too).
+        if len < MAP_AT_LEAST {
+            let mut bytes = Vec::with_capacity(len as usize);
+            file.read_to_end(&mut bytes)?;
+            return Ok(Mapped(MappedInner::Owned(bytes)));
         }
         // SAFETY: the files we map are our own temporary or cache files, written completely
         // (and renamed into place) before they are mapped, and never modified afterwards.
@@ -130,14 +140,6 @@ impl Mapped {
 
     pub fn owned(bytes: Vec<u8>) -> Mapped {
         Mapped(MappedInner::Owned(bytes))
-    }
-
-    /// Bytes held on the heap (a mapping's pages belong to the page cache, not to us).
-    pub fn heap_bytes(&self) -> usize {
-        match &self.0 {
-            MappedInner::Map(_) => 0,
-            MappedInner::Owned(v) => v.len(),
-        }
     }
 }
 

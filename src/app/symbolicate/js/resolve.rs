@@ -40,7 +40,9 @@ impl Resolution {
     /// Bytes this resolution holds, for the resolution cache's byte budget.
     pub fn weight(&self) -> usize {
         256 + match &self.outcome {
-            Ok(r) => r.cache.heap_bytes() + r.cache_key.len() + r.sourcemap.len(),
+            // The whole cache counts, mapped or not: a resolution keeps it alive (and a
+            // mapping is a limited resource too).
+            Ok(r) => r.cache.len() + r.cache_key.len() + r.sourcemap.len(),
             Err(f) => f.diagnostic.len() + f.url.as_ref().map_or(0, String::len),
         }
     }

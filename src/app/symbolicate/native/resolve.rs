@@ -21,7 +21,8 @@ impl ModuleResolution {
     /// Bytes this resolution holds, for the resolution cache's byte budget.
     pub fn weight(&self) -> usize {
         512 + match &self.outcome {
-            Ok(r) => r.cache.heap_bytes() + r.file.name.len() + r.source_bundles.len() * 64,
+            // The whole cache counts, mapped or not: a resolution keeps it alive.
+            Ok(r) => r.cache.len() + r.file.name.len() + r.source_bundles.len() * 64,
             Err(f) => f.diagnostic.len(),
         }
     }
