@@ -302,11 +302,13 @@ fn main() {
             lost.len()
         );
         let second_half = &samples[samples.len() / 2..];
+        let last_third = &samples[samples.len() * 2 / 3..];
         println!(
-            "server RSS (cache.memory 64 MiB): {first:.0} MiB at start, {last:.0} MiB at the end; trend {:+.2} MiB/min over all {} samples, {:+.2} MiB/min over the second half",
+            "server RSS (cache.memory 64 MiB): {first:.0} MiB at start, {last:.0} MiB at the end; trend {:+.2} MiB/min over all {} samples, {:+.2} over the second half, {:+.2} over the last third",
             slope_mib_per_min(&samples),
             samples.len(),
-            slope_mib_per_min(second_half)
+            slope_mib_per_min(second_half),
+            slope_mib_per_min(last_third)
         );
         assert_eq!(errors, 0, "answers 5xx");
         assert!(lost.is_empty(), "lost: {lost:?}");
