@@ -326,6 +326,10 @@ fn write_tokens(
             None => NONE,
         };
         let scope = match &mut scopes {
+            // sourcemap's lookup adds 1 to the token's original line unchecked (an overflow
+            // panic with overflow checks, a wrong answer without): a map can say line
+            // `u32::MAX`, and no function map describes that line anyway.
+            Scopes::Hermes(_) if raw.src_line == u32::MAX => SCOPE_UNKNOWN,
             Scopes::Hermes(smh) => match smh.get_scope_for_token(token) {
                 Some(name) => scope_names.id(name, strings)?,
                 None => SCOPE_UNKNOWN,

@@ -353,3 +353,16 @@ fn source_context_trims_long_lines_like_sentry() {
     assert!(ctx.context_line.starts_with("{snip} "));
     assert_eq!(ctx.context_line.chars().count(), 140 + 14);
 }
+
+/// Found by `fuzz/fuzz_targets/sourcemap.rs` (`fuzz/regressions/sourcemap-hermes-src-line-max.map`):
+/// a Hermes map (`x_facebook_sources`) whose token names original line `u32::MAX` (VLQ
+/// `+/////H`). sourcemap's `get_scope_for_token` adds 1 to that line unchecked and panicked
+/// with overflow checks on; such a token now gets no scope.
+#[test]
+fn hermes_scope_of_a_token_on_the_last_possible_line() {
+    let map = br#"{"version": 3, "sources": ["a.js"], "names": [], "mappings": "AA+/////HA", "x_facebook_sources": [[{"names": ["<global>", "f"], "mappings": "AAA,CCC"}]]}"#;
+    let cache = build(None, map);
+    let cache = JsCache::parse(&cache).expect("parses");
+    let found = cache.lookup(0, 0).or_else(|| cache.lookup(1, 1));
+    assert!(found.is_some_and(|l| l.function.is_none()), "{found:?}");
+}

@@ -11,7 +11,7 @@ use symbolic::common::join_path;
 use symbolic::debuginfo::FileInfo;
 
 use super::load::Slice;
-use super::{malformed, text, Dwarf, OrphanLine, Unit};
+use super::{malformed, text, Dwarf, OrphanLine, Rebase, Unit};
 use crate::native::NativeError;
 
 /// A line program's file table, resolved to (directory, name) byte strings.
@@ -103,7 +103,7 @@ impl<'s> LineTable<'s> {
     pub(super) fn new(
         dwarf: &Dwarf<'s>,
         unit: &Unit<'s>,
-        load_address: u64,
+        load_address: Rebase,
     ) -> Result<Option<Self>, NativeError> {
         let Some(program) = unit.line_program.clone() else {
             return Ok(None);
@@ -126,7 +126,7 @@ impl<'s> LineTable<'s> {
             if row.end_sequence() {
                 if !rows.is_empty() {
                     let end = if address < prev_address {
-                        prev_address + 1
+                        prev_address.saturating_add(1)
                     } else {
                         address
                     };
@@ -158,19 +158,32 @@ impl<'s> LineTable<'s> {
         if !rows.is_empty() {
             sequences.push(Sequence {
                 start: rows[0].address,
-                end: prev_address + 1,
+                end: prev_address.saturating_add(1),
                 rows,
             });
         }
         sequences.sort_by_key(|s| s.start);
-        // Make addresses relative.
-        for sequence in &mut sequences {
-            sequence.start = sequence.start.wrapping_sub(load_address);
-            sequence.end = sequence.end.wrapping_sub(load_address);
-            for row in &mut sequence.rows {
-                row.address = row.address.wrapping_sub(load_address);
+        // Make addresses relative, dropping rows (and sequences) that would fall outside u64:
+        // rebasing must not wrap, or a sequence's rows would no longer be sorted.
+        sequences.retain_mut(|sequence| {
+            sequence
+                .rows
+                .retain_mut(|row| match load_address.apply(row.address) {
+                    Some(address) => {
+                        row.address = address;
+                        true
+                    }
+                    None => false,
+                });
+            let start = sequence.rows.first().map(|row| row.address);
+            match (start, load_address.apply(sequence.end)) {
+                (Some(start), Some(end)) if start <= end => {
+                    (sequence.start, sequence.end) = (start, end);
+                    true
+                }
+                _ => false,
             }
-        }
+        });
         Ok(Some(LineTable { sequences, files }))
     }
 

@@ -98,7 +98,7 @@ pub(crate) struct MainSections<'d> {
     sections: Sections<'d>,
     /// Subtracted from DWARF addresses to make them relative to the image base: the load
     /// address, or for wasm minus the code section's file offset (as symbolic does).
-    address_offset: i64,
+    address_offset: i128,
 }
 
 impl<'d> MainSections<'d> {
@@ -114,10 +114,13 @@ impl<'d> MainSections<'d> {
                 let file =
                     object::File::parse(object.data()).map_err(|e| malformed("object file", e))?;
                 let sections = Sections::load(&file, Names::Main)?;
-                (sections, object.load_address() as i64)
+                (sections, i128::from(object.load_address()))
             }
-            Object::Pe(pe) => (Sections::from_symbolic(pe), pe.load_address() as i64),
-            Object::Wasm(wasm) => (Sections::from_symbolic(wasm), -(wasm.code_offset() as i64)),
+            Object::Pe(pe) => (Sections::from_symbolic(pe), i128::from(pe.load_address())),
+            Object::Wasm(wasm) => (
+                Sections::from_symbolic(wasm),
+                -i128::from(wasm.code_offset()),
+            ),
             _ => return Ok(None),
         };
         let main = MainSections {
@@ -160,6 +163,22 @@ impl<'d> MainSections<'d> {
     }
 }
 
+/// Turns the absolute addresses DWARF records into addresses relative to the image base:
+/// `address - offset`, where the offset is the load address, or for wasm minus the code
+/// section's file offset. Computed wide and checked: forged DWARF puts addresses below the
+/// base or near `u64::MAX`, and a wrapped address would break the `begin < end` every range
+/// and line sequence relies on.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Rebase(pub(super) i128);
+
+impl Rebase {
+    /// The relative address, or `None` when it would fall below 0 or past `u64::MAX` (no
+    /// lookup can reach such an address; the range or row is dropped).
+    pub(super) fn apply(self, address: u64) -> Option<u64> {
+        u64::try_from(i128::from(address) - self.0).ok()
+    }
+}
+
 /// Walks every unit of the debug file (following skeletons into `dwo_files`) and calls `sink`
 /// with each top-level function, its inlinees and line records, addresses relative to the image
 /// base. `symbol_names` maps relative addresses to symbol-table names.
@@ -170,7 +189,7 @@ pub(crate) fn functions(
     mut sink: impl FnMut(&Function<'_>),
 ) -> Result<Outcome, NativeError> {
     let main = main_sections.sections.dwarf();
-    let load_address = main_sections.address_offset as u64;
+    let load_address = Rebase(main_sections.address_offset);
     let split_inputs = SplitInputs::load(dwo_files)?;
     let split = SplitIndex::new(&split_inputs)?;
 

@@ -17,7 +17,7 @@ use symbolic::debuginfo::{FileInfo, Function};
 use super::lines::{FileTable, LineTable};
 use super::load::Slice;
 use super::names::CrossUnits;
-use super::{malformed, Dwarf, Unit, MAX_INLINE_DEPTH};
+use super::{malformed, Dwarf, Rebase, Unit, MAX_INLINE_DEPTH};
 use crate::native::NativeError;
 
 /// Attributes of a subprogram or inlined-subroutine DIE that we need.
@@ -148,7 +148,7 @@ pub(super) struct UnitContext<'a, 's> {
     pub(super) call_files: Option<&'a FileTable<'s>>,
     pub(super) comp_dir: &'s [u8],
     pub(super) language: Language,
-    pub(super) load_address: u64,
+    pub(super) load_address: Rebase,
     pub(super) symbol_names: &'a HashMap<u64, &'a str>,
 }
 
@@ -405,10 +405,11 @@ impl<'s> UnitContext<'_, 's> {
             if begin == 0 || begin >= end || begin >= u64::MAX - 1 {
                 return;
             }
-            out.push((
-                begin.wrapping_sub(load_address),
-                end.wrapping_sub(load_address),
-            ));
+            // `begin < end` holds after rebasing too (no wrapping), so `end - begin` is safe
+            // wherever these ranges go.
+            if let (Some(begin), Some(end)) = (load_address.apply(begin), load_address.apply(end)) {
+                out.push((begin, end));
+            }
         };
         if let Some(value) = attrs.ranges {
             if let Some(mut ranges) = self
@@ -432,7 +433,7 @@ impl<'s> UnitContext<'_, 's> {
             if let Some(low) = attrs.low_pc {
                 let high = attrs
                     .high_pc
-                    .or_else(|| attrs.high_pc_size.map(|size| low.wrapping_add(size)));
+                    .or_else(|| attrs.high_pc_size.and_then(|size| low.checked_add(size)));
                 if let Some(high) = high {
                     push(out, low, high);
                 }
