@@ -193,8 +193,15 @@ fn class_name(path: &AstNodePath<'_>) -> Option<String> {
 /// The names of the TypeScript namespaces around the last element of `path`, up to the
 /// enclosing function (`Store.Inner`).
 fn namespace_prefix(path: &AstNodePath<'_>) -> Option<String> {
+    namespace_prefix_in(path.iter().rev())
+}
+
+/// The namespace names among `parents` (innermost first), up to the first function boundary.
+fn namespace_prefix_in<'a, 'p: 'a>(
+    parents: impl Iterator<Item = &'a Parent<'p>>,
+) -> Option<String> {
     let mut parts: Vec<String> = Vec::new();
-    for parent in path.iter().rev() {
+    for parent in parents {
         match parent {
             Parent::TsModuleDecl(decl, _) => {
                 if let ast::TsModuleName::Ident(ident) = &decl.id {
@@ -317,23 +324,7 @@ fn object_name(rest: &[&Parent<'_>]) -> Option<String> {
 
 /// [`namespace_prefix`] over a slice of parents, innermost first.
 fn namespace_prefix_of(rest: &[&Parent<'_>]) -> Option<String> {
-    let mut parts: Vec<String> = Vec::new();
-    for parent in rest {
-        match parent {
-            Parent::TsModuleDecl(decl, _) => {
-                if let ast::TsModuleName::Ident(ident) = &decl.id {
-                    parts.push(ident.sym.to_string());
-                }
-            }
-            Parent::TsNamespaceDecl(decl, _) => parts.push(decl.id.sym.to_string()),
-            parent if is_function_boundary(parent) => break,
-            _ => {}
-        }
-    }
-    (!parts.is_empty()).then(|| {
-        parts.reverse();
-        parts.join(".")
-    })
+    namespace_prefix_in(rest.iter().copied())
 }
 
 /// `Class.member` for a member of the class found further up `rest`.
