@@ -6,7 +6,9 @@
 //!
 //! `cargo bench --bench load` (release build). `LOAD_SECONDS=N` sets each phase's length.
 
-use std::process::{Child, Command, Stdio};
+mod common;
+use common::{rss_kib, Server};
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,64 +30,12 @@ fn json_fixture(rel: &str) -> Value {
     serde_json::from_slice(&fixture(rel)).expect("json")
 }
 
-struct Server {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start() -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_tracemap"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("TRACEMAP_LOG", "warn")
+    common::start(&[
         // The overload phase uploads one 2 GiB file.
-        .env("TRACEMAP_LIMITS__MAX_FILE_BYTES", "3GiB")
-        .env("TRACEMAP_LIMITS__MAX_UPLOAD_BYTES", "3GiB")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn tracemap");
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .unwrap_or("0")
-                    .parse()
-                    .unwrap_or(0)
-            })
-        })
-        .unwrap_or(0)
+        ("TRACEMAP_LIMITS__MAX_FILE_BYTES", "3GiB"),
+        ("TRACEMAP_LIMITS__MAX_UPLOAD_BYTES", "3GiB"),
+    ])
 }
 
 async fn upload_js(client: &reqwest::Client, base: &str, name: &str) -> String {

@@ -6,8 +6,10 @@
 //!
 //! `cargo bench --bench soak` (release build); `SOAK_SECONDS=N` bounds it.
 
+mod common;
+use common::{rss_kib, Server};
+
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,59 +20,11 @@ use sha2::Digest;
 
 const CLIENTS: usize = 4;
 
-struct Server {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start() -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_tracemap"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("TRACEMAP_LOG", "warn")
+    common::start(&[
         // A small memory budget, so the caches reach it early and what remains is the trend.
-        .env("TRACEMAP_CACHE__MEMORY", "64MiB")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn tracemap");
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+        ("TRACEMAP_CACHE__MEMORY", "64MiB"),
+    ])
 }
 
 /// A small map whose single mapping is 1:0 → `src/app.js` 10:4, `boom`.
@@ -90,6 +44,10 @@ struct Counts {
     requests: AtomicU64,
     server_errors: AtomicU64,
     shed: AtomicU64,
+    /// Symbolications that resolved a release the client had deleted.
+    stale: AtomicU64,
+    /// Symbolications that did not resolve a release the client had uploaded.
+    missing: AtomicU64,
 }
 
 async fn upload(client: &reqwest::Client, base: &str, release: &str, salt: u64) -> (u16, String) {
@@ -151,10 +109,20 @@ async fn client_loop(
 ) {
     let client = reqwest::Client::new();
     let mut n = 0u64;
+    // The operation and the release are drawn independently (xorshift, seeded per client),
+    // so every release sees uploads, re-uploads, symbolications and deletes in turn, and a
+    // release's history stays bounded (deletes clear it) as it would in real use.
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (id as u64 + 1);
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
     while Instant::now() < deadline {
         n += 1;
-        let release = format!("r{id}-{}", n % 50);
-        match n % 10 {
+        let release = format!("r{id}-{}", next() % 50);
+        match next() % 10 {
             // Upload or re-upload (newest wins).
             0..=3 => {
                 let (status, sha) = upload(&client, &base, &release, n).await;
@@ -177,7 +145,7 @@ async fn client_loop(
                 }
             }
             // Sweep now and then (client 0 only).
-            5 if id == 0 && n % 50 == 5 => {
+            5 if id == 0 && n.is_multiple_of(5) => {
                 let status = client
                     .post(format!("{base}/api/v1/admin/sweep?grace=0s"))
                     .send()
@@ -186,17 +154,30 @@ async fn client_loop(
                     .unwrap_or(599);
                 note(&counts, status);
             }
-            // Symbolicate.
+            // Symbolicate: a release this client holds must resolve, one it deleted must
+            // not (the client is the only writer of its releases, so this is exact).
             _ => {
-                let status = client
+                let held = expected.lock().contains_key(&release);
+                let answer = client
                     .post(format!("{base}/api/v1/projects/soak/symbolicate/js"))
                     .json(&json!({"release": release, "stacktraces": [{"frames": [
                         {"abs_path": "~/app.js", "lineno": 1, "colno": 1}]}]}))
                     .send()
-                    .await
-                    .map(|r| r.status().as_u16())
-                    .unwrap_or(599);
+                    .await;
+                let status = answer.as_ref().map_or(599, |r| r.status().as_u16());
                 note(&counts, status);
+                if status == 200 {
+                    let v: Value = match answer {
+                        Ok(r) => r.json().await.unwrap_or(Value::Null),
+                        Err(_) => Value::Null,
+                    };
+                    let resolved = v["stacktraces"][0]["frames"][0]["data"]["symbolicated"] == true;
+                    if resolved && !held {
+                        counts.stale.fetch_add(1, Ordering::Relaxed);
+                    } else if !resolved && held {
+                        counts.missing.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
         }
     }
@@ -242,6 +223,8 @@ fn main() {
             requests: AtomicU64::new(0),
             server_errors: AtomicU64::new(0),
             shed: AtomicU64::new(0),
+            stale: AtomicU64::new(0),
+            missing: AtomicU64::new(0),
         });
         let clients: Vec<_> = (0..CLIENTS)
             .map(|id| {
@@ -293,10 +276,12 @@ fn main() {
         let requests = counts.requests.load(Ordering::Relaxed);
         let errors = counts.server_errors.load(Ordering::Relaxed);
         let shed = counts.shed.load(Ordering::Relaxed);
+        let stale = counts.stale.load(Ordering::Relaxed);
+        let missing = counts.missing.load(Ordering::Relaxed);
         let first = samples.first().map_or(0.0, |s| s.1);
         let last = samples.last().map_or(0.0, |s| s.1);
         println!(
-            "soak: {elapsed:.0} s, {CLIENTS} clients, {requests} requests ({:.0}/s), {errors} answers 5xx (besides {shed} × 503 shed), {} releases checked at the end, {} lost",
+            "soak: {elapsed:.0} s, {CLIENTS} clients, {requests} requests ({:.0}/s), {errors} answers 5xx (besides {shed} × 503 shed), {stale} stale and {missing} missing symbolications, {} releases checked at the end, {} lost",
             requests as f64 / elapsed,
             expected.len(),
             lost.len()
@@ -311,6 +296,11 @@ fn main() {
             slope_mib_per_min(last_third)
         );
         assert_eq!(errors, 0, "answers 5xx");
+        assert_eq!(
+            (stale, missing),
+            (0, 0),
+            "symbolications that disagree with the uploads and deletes"
+        );
         assert!(lost.is_empty(), "lost: {lost:?}");
     });
 }

@@ -98,6 +98,67 @@ pub struct CacheConfig {
     pub build_workers: usize,
 }
 
+/// The in-memory caches, each given a fixed share of `cache.memory`: together they hold at
+/// most that budget (weighed in bytes, including each entry's own overhead), so the
+/// configured number is the whole answer to "how much memory do the caches take".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryShare {
+    /// Loaded derived caches (SourceMapCache, SymCache), mapped or read.
+    CacheFiles,
+    /// Values derived once from stored files (a source bundle's index, line indexes).
+    Derived,
+    /// Whole text files for source context.
+    Texts,
+    /// Upload manifests.
+    Manifests,
+    /// Release URL indexes.
+    ReleaseIndexes,
+    /// Debug-ID and code-ID pointer lists.
+    Pointers,
+    /// JS artifact resolutions.
+    JsResolutions,
+    /// Native module resolutions.
+    NativeResolutions,
+}
+
+impl MemoryShare {
+    /// The share, in 32nds of the budget (they add up to 32).
+    fn parts(self) -> u64 {
+        match self {
+            MemoryShare::CacheFiles => 11,
+            MemoryShare::Derived => 4,
+            MemoryShare::Texts => 4,
+            MemoryShare::Manifests => 4,
+            MemoryShare::ReleaseIndexes => 3,
+            MemoryShare::Pointers => 2,
+            MemoryShare::JsResolutions => 2,
+            MemoryShare::NativeResolutions => 2,
+        }
+    }
+}
+
+/// What one cache entry costs beside the value and key bytes a weigher counts: moka's entry
+/// (node, deque links, hash-table slot, frequency sketch), the key's `String` header and the
+/// value's `Arc`. Measured with a counting allocator: 349 bytes per entry of a moka 0.12
+/// future cache keyed by a 64-byte `String` with an `Arc` value, 285 without the key bytes;
+/// rounded up for allocator size classes.
+const CACHE_ENTRY_OVERHEAD: usize = 320;
+
+/// A moka weight for an entry whose key and value hold `bytes`: the entry's overhead
+/// included, saturated at `u32::MAX`.
+pub fn cache_weight(bytes: usize) -> u32 {
+    bytes
+        .saturating_add(CACHE_ENTRY_OVERHEAD)
+        .min(u32::MAX as usize) as u32
+}
+
+impl CacheConfig {
+    /// The bytes of `cache.memory` that one in-memory cache may hold.
+    pub fn memory_for(&self, share: MemoryShare) -> u64 {
+        self.memory / 32 * share.parts()
+    }
+}
+
 impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
@@ -461,6 +522,28 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn memory_shares_add_up_to_the_budget() {
+        let c = CacheConfig {
+            memory: 64 << 20,
+            ..CacheConfig::default()
+        };
+        let all = [
+            MemoryShare::CacheFiles,
+            MemoryShare::Derived,
+            MemoryShare::Texts,
+            MemoryShare::Manifests,
+            MemoryShare::ReleaseIndexes,
+            MemoryShare::Pointers,
+            MemoryShare::JsResolutions,
+            MemoryShare::NativeResolutions,
+        ];
+        let total: u64 = all.iter().map(|s| c.memory_for(*s)).sum();
+        assert_eq!(total, 64 << 20);
+        assert_eq!(cache_weight(0), CACHE_ENTRY_OVERHEAD as u32);
+        assert_eq!(cache_weight(usize::MAX), u32::MAX);
     }
 
     #[test]

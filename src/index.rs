@@ -8,11 +8,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use parking_lot::Mutex;
 
+use crate::config::{cache_weight, CacheConfig, MemoryShare};
 use crate::store::{ArtifactEntry, Store, StoreError, UploadId, UploadManifest};
 use crate::types::{ArtifactUrl, Dist, ProjectId, Release};
 
@@ -53,6 +53,26 @@ impl ReleaseIndex {
         v
     }
 
+    /// Bytes this index holds, roughly: per file its hash-table slot (key and value, one
+    /// control byte) and the strings it owns.
+    fn heap_size(&self) -> usize {
+        let slot = std::mem::size_of::<(Option<Dist>, ArtifactUrl)>()
+            + std::mem::size_of::<IndexedArtifact>()
+            + 1;
+        std::mem::size_of::<Self>()
+            + self.files.capacity() * slot
+            + self
+                .files
+                .iter()
+                .map(|((d, u), a)| {
+                    d.as_ref().map_or(0, |d| d.as_str().len()) * 2
+                        + u.as_str().len()
+                        + a.entry.heap_size()
+                        - std::mem::size_of::<ArtifactEntry>()
+                })
+                .sum::<usize>()
+    }
+
     fn build(manifests: &[Arc<UploadManifest>]) -> ReleaseIndex {
         let mut files = HashMap::new();
         for m in manifests {
@@ -86,31 +106,45 @@ pub struct Index {
 }
 
 impl Index {
-    pub fn new(store: Store, ttl: Duration, memory: u64) -> Index {
+    pub fn new(store: Store, config: &CacheConfig) -> Index {
+        let ttl = config.index_ttl;
         Index {
             store,
             generations: Mutex::new(HashMap::new()),
             manifests: moka::future::Cache::builder()
-                .max_capacity(memory / 4)
-                .weigher(|_, m: &Arc<UploadManifest>| manifest_weight(m))
+                .max_capacity(config.memory_for(MemoryShare::Manifests))
+                .weigher(|(p, _): &(ProjectId, UploadId), m: &Arc<UploadManifest>| {
+                    cache_weight(p.as_str().len() + m.heap_size())
+                })
                 .build(),
             releases: moka::future::Cache::builder()
-                .max_capacity(memory / 4)
-                .weigher(|_, r: &Arc<ReleaseIndex>| {
-                    (r.files.len() as u64 * 300).min(u32::MAX as u64) as u32
-                })
+                .max_capacity(config.memory_for(MemoryShare::ReleaseIndexes))
+                .weigher(
+                    |(p, r, _): &(ProjectId, Release, u64), i: &Arc<ReleaseIndex>| {
+                        cache_weight(p.as_str().len() + r.as_str().len() + i.heap_size())
+                    },
+                )
                 .time_to_live(ttl)
                 .build(),
-            // Keyed by client-chosen IDs and pinning manifests: weighed in bytes.
+            // Keyed by client-chosen IDs; the manifests listed are counted whole (the
+            // manifest cache may have dropped them while this list keeps them).
             pointers: moka::future::Cache::builder()
-                .max_capacity(memory / 8)
+                .max_capacity(config.memory_for(MemoryShare::Pointers))
                 .weigher(|k: &(String, u64), v: &Arc<Vec<Arc<UploadManifest>>>| {
-                    (k.0.len() + 64 + v.iter().map(|m| manifest_weight(m) as usize).sum::<usize>())
-                        .min(u32::MAX as usize) as u32
+                    cache_weight(
+                        k.0.len() + 32 + v.iter().map(|m| 8 + m.heap_size()).sum::<usize>(),
+                    )
                 })
                 .time_to_live(ttl)
                 .build(),
         }
+    }
+
+    /// Publishes the index caches' sizes to the metrics registry.
+    pub fn report_sizes(&self) {
+        crate::metrics::report_cache_memory("manifests", self.manifests.weighted_size());
+        crate::metrics::report_cache_memory("release_indexes", self.releases.weighted_size());
+        crate::metrics::report_cache_memory("pointers", self.pointers.weighted_size());
     }
 
     /// The project's generation: bumped by every write this node takes.
@@ -207,10 +241,6 @@ impl Index {
             .await
             .map_err(unshare)
     }
-}
-
-fn manifest_weight(m: &UploadManifest) -> u32 {
-    (256 + m.artifacts.len() * 400 + m.debug_files.len() * 400).min(u32::MAX as usize) as u32
 }
 
 /// moka shares one error among all waiters; give each an owned copy.

@@ -4,6 +4,13 @@
 use clap::Parser;
 use tracemap::cli::{Cli, Command};
 
+/// jemalloc, not the system allocator: under a long mixed load glibc's malloc let the
+/// server's RSS grow far past its live heap (fragmentation it never returned), while
+/// jemalloc purges freed pages back to the OS.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -41,6 +41,11 @@ pub struct FrameLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabel {
+    pub cache: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabels {
     pub cache: &'static str,
     pub result: &'static str,
@@ -57,7 +62,8 @@ pub struct Metrics {
     pub store_errors: Counter,
     pub frames: Family<FrameLabels, Counter>,
     pub cache_lookups: Family<CacheLabels, Counter>,
-    pub cache_memory_bytes: Gauge,
+    /// Weighed bytes per in-memory cache (the shares of `cache.memory`).
+    pub cache_memory_bytes: Family<CacheLabel, Gauge>,
     pub cache_disk_bytes: Gauge,
     pub cache_builds: Family<KindLabel, Counter>,
 }
@@ -134,7 +140,7 @@ pub fn global() -> &'static Metrics {
         );
         registry.register(
             "cache_memory_bytes",
-            "Bytes held by in-memory caches",
+            "Bytes held by each in-memory cache, as weighed against its share of cache.memory",
             m.cache_memory_bytes.clone(),
         );
         registry.register(
@@ -158,4 +164,12 @@ pub fn render() -> String {
         out.clear();
     }
     out
+}
+
+/// Publishes one in-memory cache's weighed size.
+pub fn report_cache_memory(cache: &'static str, bytes: u64) {
+    global()
+        .cache_memory_bytes
+        .get_or_create(&CacheLabel { cache })
+        .set(bytes.min(i64::MAX as u64) as i64);
 }

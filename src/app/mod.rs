@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 
 use crate::auth::Auth;
 use crate::caches::Caches;
-use crate::config::Config;
+use crate::config::{cache_weight, Config, MemoryShare};
 use crate::index::Index;
 use crate::store::{Store, StoreError};
 
@@ -45,11 +45,6 @@ pub struct AppInner {
     pub js_resolutions: moka::future::Cache<String, Arc<symbolicate::js::Resolution>>,
     /// Native debug-file resolutions, keyed likewise.
     pub native_resolutions: moka::future::Cache<String, Arc<symbolicate::native::ModuleResolution>>,
-}
-
-/// A moka weight: bytes, saturated.
-fn weight(bytes: usize) -> u32 {
-    bytes.min(u32::MAX as usize) as u32
 }
 
 /// The concurrency bound of each route group (see `http::routes`).
@@ -83,6 +78,17 @@ impl Deref for App {
 }
 
 impl App {
+    /// Publishes every in-memory cache's weighed size to the metrics registry.
+    pub fn report_sizes(&self) {
+        self.caches.report_sizes();
+        self.index.report_sizes();
+        crate::metrics::report_cache_memory("js_resolutions", self.js_resolutions.weighted_size());
+        crate::metrics::report_cache_memory(
+            "native_resolutions",
+            self.native_resolutions.weighted_size(),
+        );
+    }
+
     /// Opens the store the configuration names.
     pub fn new(config: Config) -> Result<App, StoreError> {
         let store = Store::open(&config)?;
@@ -90,7 +96,7 @@ impl App {
     }
 
     pub fn with_store(config: Config, store: Store) -> App {
-        let index = Index::new(store.clone(), config.cache.index_ttl, config.cache.memory);
+        let index = Index::new(store.clone(), &config.cache);
         let caches = Caches::new(&config);
         App(Arc::new(AppInner {
             auth: Auth::new(&config.auth),
@@ -99,17 +105,17 @@ impl App {
             // Keys hold client-chosen strings (URLs) of any length: both caches are weighed
             // in bytes, within the memory budget, not counted in entries.
             js_resolutions: moka::future::Cache::builder()
-                .max_capacity(config.cache.memory / 16)
+                .max_capacity(config.cache.memory_for(MemoryShare::JsResolutions))
                 .weigher(|k: &String, r: &Arc<symbolicate::js::Resolution>| {
-                    weight(k.len() + r.weight())
+                    cache_weight(k.len() + r.weight())
                 })
                 .time_to_live(config.cache.index_ttl)
                 .build(),
             native_resolutions: moka::future::Cache::builder()
-                .max_capacity(config.cache.memory / 16)
+                .max_capacity(config.cache.memory_for(MemoryShare::NativeResolutions))
                 .weigher(
                     |k: &String, r: &Arc<symbolicate::native::ModuleResolution>| {
-                        weight(k.len() + r.weight())
+                        cache_weight(k.len() + r.weight())
                     },
                 )
                 .time_to_live(config.cache.index_ttl)

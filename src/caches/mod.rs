@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 
 mod disk;
 
-use crate::config::Config;
+use crate::config::{cache_weight, Config, MemoryShare};
 use crate::ingest::Mapped;
 use disk::Disk;
 
@@ -86,32 +86,32 @@ pub struct Caches {
 
 impl Caches {
     pub fn new(config: &Config) -> Caches {
-        let memory_budget = config.cache.memory;
+        let share = |s| config.cache.memory_for(s);
         Caches {
             disk: Arc::new(Disk::new(config.cache_dir(), config.cache.disk_quota)),
             memory: moka::future::Cache::builder()
-                .max_capacity(memory_budget / 2)
+                .max_capacity(share(MemoryShare::CacheFiles))
                 .weigher(|k: &String, v: &Built| {
                     let size = match v {
-                        Ok(b) => b.len(),
+                        // The `CacheBytes` and its `Arc` beside the bytes.
+                        Ok(b) => b.len() + 64,
                         Err(e) => e.to_string().len(),
                     };
-                    (size + k.len() + 64).min(u32::MAX as usize) as u32
+                    cache_weight(size + k.len())
                 })
                 .build(),
             derived: moka::future::Cache::builder()
-                .max_capacity(memory_budget / 8)
+                .max_capacity(share(MemoryShare::Derived))
                 .weigher(|k: &String, v: &Option<Derived>| {
-                    v.as_ref()
-                        .map_or(0, |(_, w)| *w)
-                        .saturating_add((k.len() + 64) as u32)
+                    cache_weight(k.len()).saturating_add(v.as_ref().map_or(0, |(_, w)| *w))
                 })
                 .build(),
             texts: moka::future::Cache::builder()
-                .max_capacity(memory_budget / 8)
+                .max_capacity(share(MemoryShare::Texts))
                 .weigher(|k: &String, v: &Option<Arc<Text>>| {
-                    (v.as_ref().map_or(0, |t| t.text.len() + t.lines.weight()) + k.len() + 64)
-                        .min(u32::MAX as usize) as u32
+                    cache_weight(
+                        v.as_ref().map_or(0, |t| t.text.len() + t.lines.weight()) + k.len(),
+                    )
                 })
                 .build(),
             builders: Arc::new(Semaphore::new(config.cache.build_workers)),
@@ -210,12 +210,9 @@ impl Caches {
     /// Publishes cache sizes to the metrics registry.
     pub fn report_sizes(&self) {
         let m = crate::metrics::global();
-        m.cache_memory_bytes.set(
-            (self.memory.weighted_size()
-                + self.texts.weighted_size()
-                + self.derived.weighted_size())
-            .min(i64::MAX as u64) as i64,
-        );
+        crate::metrics::report_cache_memory("cache_files", self.memory.weighted_size());
+        crate::metrics::report_cache_memory("derived", self.derived.weighted_size());
+        crate::metrics::report_cache_memory("texts", self.texts.weighted_size());
         m.cache_disk_bytes
             .set(self.disk.bytes.load(Ordering::Relaxed).min(i64::MAX as u64) as i64);
     }

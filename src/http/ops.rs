@@ -32,7 +32,7 @@ pub async fn readyz(State(state): State<App>) -> Response {
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<App>) -> Response {
-    state.caches.report_sizes();
+    state.report_sizes();
     (
         [(
             header::CONTENT_TYPE,

@@ -106,6 +106,32 @@ pub struct DeletedDebugId {
 }
 
 impl UploadManifest {
+    /// Bytes this manifest holds in memory (itself, its entries and their strings), roughly:
+    /// what an in-memory cache weighs it by.
+    pub fn heap_size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.project.as_str().len()
+            + self.release.as_ref().map_or(0, |r| r.as_str().len())
+            + self.dist.as_ref().map_or(0, |d| d.as_str().len())
+            + self.uploaded_at.len()
+            + self
+                .artifacts
+                .iter()
+                .map(ArtifactEntry::heap_size)
+                .sum::<usize>()
+            + self
+                .debug_files
+                .iter()
+                .map(DebugFileEntry::heap_size)
+                .sum::<usize>()
+            + self
+                .deleted_urls
+                .iter()
+                .map(|u| std::mem::size_of::<ArtifactUrl>() + u.as_str().len())
+                .sum::<usize>()
+            + self.deleted_debug_ids.len() * std::mem::size_of::<DeletedDebugId>()
+    }
+
     pub fn new(project: ProjectId, source: UploadSource) -> Self {
         UploadManifest {
             id: UploadId::new(),
@@ -183,6 +209,17 @@ pub struct ArtifactEntry {
     pub headers: BTreeMap<String, String>,
 }
 
+impl ArtifactEntry {
+    /// Bytes this entry holds (itself and its strings), roughly.
+    pub fn heap_size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.url.as_str().len()
+            + self.sourcemap_ref.as_ref().map_or(0, String::len)
+            // A B-tree node per few headers; count each pair with some node overhead.
+            + self.headers.iter().map(|(k, v)| k.len() + v.len() + 64).sum::<usize>()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DebugFileEntry {
     /// The file name as uploaded (base name, or path inside a zip).
@@ -202,6 +239,17 @@ pub struct DebugFileEntry {
     /// Split DWARF: the DWO IDs this unit or package provides (hex).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dwo_ids: Vec<String>,
+}
+
+impl DebugFileEntry {
+    /// Bytes this entry holds (itself and its strings), roughly.
+    pub fn heap_size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.name.len()
+            + self.arch.len()
+            + self.code_id.as_ref().map_or(0, |c| c.as_str().len())
+            + self.dwo_ids.iter().map(|d| 24 + d.len()).sum::<usize>()
+    }
 }
 
 pub fn now_rfc3339() -> String {

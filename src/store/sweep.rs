@@ -3,8 +3,12 @@
 //! removed: dead manifests, dangling pointers, unreferenced blobs (in two steps, below), and
 //! sentry-cli chunks past their time to live.
 //!
-//! The grace period protects uploads in flight: their blobs and pointers exist before their
-//! manifest does.
+//! **Pointers and manifests are judged with care for uploads in flight**, whose blobs and
+//! pointers exist before their manifest does, and for listings, which are not snapshots: a
+//! pointer without a manifest is dangling only once it is older than the longest upload
+//! (and the grace period) and its manifest is still absent when it is deleted; a manifest
+//! the listing saw without pointers is live if any of its pointers exists when looked up
+//! again (see [`reap_project`]). So even `grace=0s` never loses a committed upload.
 //!
 //! **Blobs are deleted in two steps, so no committed upload can lose one.** An upload skips
 //! writing a blob that already exists, then commits its manifest; a sweep that computed its
@@ -51,6 +55,102 @@ pub struct SweepReport {
     pub chunks_deleted: usize,
 }
 
+/// A project's manifests and pointers, as one listing saw them. A listing is not a
+/// snapshot: objects written while it runs may be in it or not.
+pub(super) struct ProjectListing {
+    project: ProjectId,
+    manifests: HashMap<UploadId, object_store::ObjectMeta>,
+    pointers: Vec<(UploadId, object_store::ObjectMeta)>,
+}
+
+pub(super) async fn list_project(
+    store: &Store,
+    project: &ProjectId,
+) -> Result<ProjectListing, StoreError> {
+    let prefix = Store::project_prefix(project);
+    let mut manifests = HashMap::new();
+    let mut pointers = Vec::new();
+    for meta in store.list(&prefix).await? {
+        let parts: Vec<String> = meta
+            .location
+            .prefix_match(&prefix)
+            .map(|it| it.map(|p| p.as_ref().to_owned()).collect())
+            .unwrap_or_default();
+        let Some(first) = parts.first() else { continue };
+        let Some(name) = parts.last() else { continue };
+        if first == "uploads" {
+            if let Some(Ok(id)) = name.strip_suffix(".json").map(str::parse::<UploadId>) {
+                manifests.insert(id, meta);
+            }
+        } else if let Ok(id) = name.parse::<UploadId>() {
+            pointers.push((id, meta));
+        }
+    }
+    Ok(ProjectListing {
+        project: project.clone(),
+        manifests,
+        pointers,
+    })
+}
+
+/// Deletes a project's dangling pointers and dead manifests, and adds the blobs of its live
+/// manifests to `live_blobs`. Safe against uploads committing meanwhile:
+/// - an upload writes its pointers before its manifest, so a pointer without a manifest is
+///   dangling only once it is older than the longest upload (`purge_after`) as well as the
+///   grace period, and only if the manifest is still absent when it is deleted;
+/// - a manifest the listing saw without pointers is looked at again: if any of its pointers
+///   exists now (written before it, missed by the listing), it is live.
+pub(super) async fn reap_project(
+    store: &Store,
+    listing: ProjectListing,
+    grace: Duration,
+    purge_after: Duration,
+    report: &mut SweepReport,
+    live_blobs: &mut HashSet<String>,
+) -> Result<(), StoreError> {
+    let ProjectListing {
+        project,
+        manifests,
+        pointers,
+    } = listing;
+    let cutoff = super::cutoff(grace);
+    let in_flight_cutoff = super::cutoff(grace.max(purge_after));
+    let referenced: HashSet<UploadId> = pointers.iter().map(|(id, _)| *id).collect();
+    for (id, meta) in &pointers {
+        if !manifests.contains_key(id)
+            && meta.last_modified < in_flight_cutoff
+            && !store.exists(&Store::manifest_key(&project, id)).await?
+        {
+            store.delete(&meta.location).await?;
+            report.pointers_deleted += 1;
+        }
+    }
+    for (id, meta) in manifests {
+        let Some(manifest) = store.get_json::<UploadManifest>(&meta.location).await? else {
+            continue;
+        };
+        if referenced.contains(&id) || has_pointer(store, &manifest).await? {
+            report.manifests_live += 1;
+            live_blobs.extend(manifest.blobs().map(|s| s.as_str().to_owned()));
+        } else if meta.last_modified < cutoff {
+            store.delete(&meta.location).await?;
+            report.manifests_deleted += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Whether any pointer naming this upload exists now.
+async fn has_pointer(store: &Store, manifest: &UploadManifest) -> Result<bool, StoreError> {
+    let id = manifest.id.to_string();
+    for prefix in manifest.pointer_keys() {
+        if store.exists(&prefix.child(id.as_str())).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 pub(super) async fn run(
     store: &Store,
     grace: Duration,
@@ -64,43 +164,16 @@ pub(super) async fn run(
         let Ok(project) = ProjectId::parse(&project) else {
             continue;
         };
-        let prefix = Store::project_prefix(&project);
-        let mut manifests: HashMap<UploadId, object_store::ObjectMeta> = HashMap::new();
-        let mut pointers: Vec<(UploadId, object_store::ObjectMeta)> = Vec::new();
-        for meta in store.list(&prefix).await? {
-            let parts: Vec<String> = meta
-                .location
-                .prefix_match(&prefix)
-                .map(|it| it.map(|p| p.as_ref().to_owned()).collect())
-                .unwrap_or_default();
-            let Some(first) = parts.first() else { continue };
-            let Some(name) = parts.last() else { continue };
-            if first == "uploads" {
-                if let Some(Ok(id)) = name.strip_suffix(".json").map(str::parse::<UploadId>) {
-                    manifests.insert(id, meta);
-                }
-            } else if let Ok(id) = name.parse::<UploadId>() {
-                pointers.push((id, meta));
-            }
-        }
-        let referenced: HashSet<UploadId> = pointers.iter().map(|(id, _)| *id).collect();
-        for (id, meta) in &pointers {
-            if !manifests.contains_key(id) && meta.last_modified < cutoff {
-                store.delete(&meta.location).await?;
-                report.pointers_deleted += 1;
-            }
-        }
-        for (id, meta) in manifests {
-            if referenced.contains(&id) {
-                report.manifests_live += 1;
-                if let Some(manifest) = store.get_json::<UploadManifest>(&meta.location).await? {
-                    live_blobs.extend(manifest.blobs().map(|s| s.as_str().to_owned()));
-                }
-            } else if meta.last_modified < cutoff {
-                store.delete(&meta.location).await?;
-                report.manifests_deleted += 1;
-            }
-        }
+        let listing = list_project(store, &project).await?;
+        reap_project(
+            store,
+            listing,
+            grace,
+            purge_after,
+            &mut report,
+            &mut live_blobs,
+        )
+        .await?;
     }
 
     // Step 2, for blobs earlier sweeps trashed (as their logs say): restore what a live

@@ -69,6 +69,96 @@ async fn a_blob_reused_by_an_upload_during_a_sweep_is_never_lost() {
     );
 }
 
+/// A manifest of release 1.0 with one artifact, not yet stored.
+fn manifest_of_release(project: &ProjectId) -> UploadManifest {
+    let mut manifest = UploadManifest::new(project.clone(), UploadSource::Files);
+    manifest.release = Some(Release::parse("1.0").unwrap());
+    manifest.artifacts.push(ArtifactEntry {
+        url: crate::types::ArtifactUrl::parse("~/a.js").unwrap(),
+        kind: crate::kinds::ArtifactKind::Source,
+        sha256: Sha256::parse(&"ab".repeat(32)).unwrap(),
+        size: 1,
+        debug_id: None,
+        sourcemap_ref: None,
+        headers: Default::default(),
+    });
+    manifest
+}
+
+async fn write_pointers(store: &Store, manifest: &UploadManifest) {
+    for prefix in manifest.pointer_keys() {
+        store
+            .put_bytes(&prefix.child(manifest.id.to_string()), bytes::Bytes::new())
+            .await
+            .unwrap();
+    }
+}
+
+/// An upload writes its pointers, then its manifest. A sweep between the two (even one with
+/// no grace period) must not take the pointers for dangling: the upload would commit and
+/// never be found.
+#[tokio::test]
+async fn a_sweep_between_an_uploads_pointers_and_its_manifest_keeps_the_pointers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::local(dir.path()).unwrap();
+    let project = ProjectId::parse("p").unwrap();
+    let manifest = manifest_of_release(&project);
+    write_pointers(&store, &manifest).await;
+    let hour = std::time::Duration::from_secs(3600);
+    let report = store.sweep(std::time::Duration::ZERO, hour).await.unwrap();
+    assert_eq!(report.pointers_deleted, 0);
+    store
+        .put_json(&Store::manifest_key(&project, &manifest.id), &manifest)
+        .await
+        .unwrap();
+    let release = Store::release_prefix(&project, manifest.release.as_ref().unwrap());
+    assert_eq!(
+        store.pointer_ids(&release).await.unwrap(),
+        vec![manifest.id]
+    );
+    // A pointer whose upload never committed goes once the longest upload is over.
+    let orphan = manifest_of_release(&project);
+    write_pointers(&store, &orphan).await;
+    let zero = std::time::Duration::ZERO;
+    assert_eq!(store.sweep(zero, zero).await.unwrap().pointers_deleted, 1);
+    assert_eq!(
+        store.pointer_ids(&release).await.unwrap(),
+        vec![manifest.id]
+    );
+}
+
+/// A listing is not a snapshot: a sweep can list an upload's manifest but not the pointers
+/// written just before it. Such a manifest is live, not dead: the sweep must look again
+/// before it deletes one (and must keep its blobs).
+#[tokio::test]
+async fn a_manifest_whose_pointers_the_listing_missed_is_not_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::local(dir.path()).unwrap();
+    let project = ProjectId::parse("p").unwrap();
+    let manifest = manifest_of_release(&project);
+    let key = Store::manifest_key(&project, &manifest.id);
+    store.put_json(&key, &manifest).await.unwrap();
+    let listing = super::sweep::list_project(&store, &project).await.unwrap();
+    write_pointers(&store, &manifest).await;
+    let mut report = super::sweep::SweepReport::default();
+    let mut live = std::collections::HashSet::new();
+    let zero = std::time::Duration::ZERO;
+    super::sweep::reap_project(&store, listing, zero, zero, &mut report, &mut live)
+        .await
+        .unwrap();
+    assert_eq!((report.manifests_deleted, report.manifests_live), (0, 1));
+    assert!(store.exists(&key).await.unwrap());
+    assert!(live.contains(&"ab".repeat(32)));
+    // Once its release is deleted, it is dead and goes.
+    store
+        .delete_release(&project, manifest.release.as_ref().unwrap())
+        .await
+        .unwrap();
+    let report = store.sweep(zero, zero).await.unwrap();
+    assert_eq!(report.manifests_deleted, 1);
+    assert!(!store.exists(&key).await.unwrap());
+}
+
 #[test]
 fn upload_ids_made_in_one_millisecond_still_order_by_arrival() {
     let ids: Vec<UploadId> = (0..10_000).map(|_| UploadId::new()).collect();

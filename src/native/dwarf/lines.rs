@@ -119,8 +119,8 @@ impl<'s> LineTable<'s> {
                 continue;
             }
             if let Some(last) = rows.last_mut() {
-                if address >= last.address {
-                    last.size = Some(address - last.address);
+                if let Some(size) = address.checked_sub(last.address) {
+                    last.size = Some(size);
                 }
             }
             if row.end_sequence() {
@@ -263,9 +263,12 @@ impl<'s> LineTable<'s> {
             _ => (&[][..], &[][..]),
         };
         let dir = join_path(&text(comp_dir), &text(dir));
+        let Some(size) = end.checked_sub(start) else {
+            return;
+        };
         out.push(OrphanLine {
             address: start,
-            size: end - start,
+            size,
             dir,
             name: text(name).into_owned(),
             line: row.line,

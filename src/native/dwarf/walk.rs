@@ -97,6 +97,9 @@ fn add_inlinee<'s>(
     };
     if let Some((_, Scope::Function(builders))) = before.last_mut() {
         for &(begin, end) in ranges {
+            let Some(len) = end.checked_sub(begin) else {
+                continue;
+            };
             let containing = builders
                 .partition_point(|range| range.begin <= begin)
                 .checked_sub(1)
@@ -107,7 +110,7 @@ fn add_inlinee<'s>(
                     inline_depth,
                     name.clone(),
                     begin,
-                    end - begin,
+                    len,
                     call_file.clone(),
                     call_line,
                 );
@@ -183,7 +186,10 @@ impl<'s> UnitContext<'_, 's> {
                 constants::DW_TAG_subprogram => {
                     let attrs = self.read_attrs(&mut entries, abbrev)?;
                     self.ranges(&attrs, &mut range_buf)?;
-                    range_buf.retain(|&(begin, end)| seen_ranges.insert((begin, end - begin)));
+                    range_buf.retain(|&(begin, end)| {
+                        end.checked_sub(begin)
+                            .is_some_and(|len| seen_ranges.insert((begin, len)))
+                    });
                     if range_buf.is_empty() {
                         stack.push((depth, Scope::Dead));
                         continue;
@@ -210,17 +216,19 @@ impl<'s> UnitContext<'_, 's> {
                     let mut builders: Vec<_> = range_buf
                         .iter()
                         .enumerate()
-                        .map(|(order, &(begin, end))| FunctionRange {
-                            begin,
-                            end,
-                            order,
-                            builder: FunctionBuilder::new(
-                                name.clone(),
-                                self.comp_dir,
+                        .filter_map(|(order, &(begin, end))| {
+                            Some(FunctionRange {
                                 begin,
-                                end - begin,
-                            )
-                            .max_inline_depth(Some(MAX_INLINE_DEPTH)),
+                                end,
+                                order,
+                                builder: FunctionBuilder::new(
+                                    name.clone(),
+                                    self.comp_dir,
+                                    begin,
+                                    end.checked_sub(begin)?,
+                                )
+                                .max_inline_depth(Some(MAX_INLINE_DEPTH)),
+                            })
                         })
                         .collect();
                     builders.sort_by_key(|range| range.begin);
@@ -405,8 +413,8 @@ impl<'s> UnitContext<'_, 's> {
             if begin == 0 || begin >= end || begin >= u64::MAX - 1 {
                 return;
             }
-            // `begin < end` holds after rebasing too (no wrapping), so `end - begin` is safe
-            // wherever these ranges go.
+            // `begin < end` holds after rebasing too (no wrapping); lengths are still taken
+            // with `checked_sub` wherever these ranges go.
             if let (Some(begin), Some(end)) = (load_address.apply(begin), load_address.apply(end)) {
                 out.push((begin, end));
             }
