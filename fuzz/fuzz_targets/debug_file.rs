@@ -5,6 +5,8 @@
 //! both as split-DWARF `.dwo`/`.dwp` files and (the first of them) as the executable.
 #![no_main]
 
+mod panics;
+
 use libfuzzer_sys::fuzz_target;
 use tracemap::native::{build_cache, describe, is_debug_file, BuildInput, NativeCache};
 
@@ -20,29 +22,8 @@ fn split(mut data: &[u8]) -> Vec<&[u8]> {
     parts
 }
 
-/// `build_cache` turns panics of the parsers below it (goblin, pdb, gimli, symbolic…) into
-/// errors by design; libfuzzer-sys's hook would abort on them anyway. This hook aborts only on
-/// panics located outside the cargo registry (our own code, or std called from it), and lets
-/// the others unwind into `build_cache`'s guard. A dependency's panic that escapes the guard
-/// still ends the run (libfuzzer-sys aborts on a panic out of the target).
-fn abort_on_own_panics() {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let in_dependency = info
-                .location()
-                .is_some_and(|l| l.file().contains("/.cargo/registry/"));
-            if !in_dependency {
-                default(info);
-                std::process::abort();
-            }
-        }));
-    });
-}
-
 fuzz_target!(|data: &[u8]| {
-    abort_on_own_panics();
+    panics::abort_on_own_panics();
     let _ = NativeCache::parse(data).map(|c| exercise(&c));
     let parts = split(data);
     let debug_file = parts[0];

@@ -3,6 +3,8 @@
 //! Input: one byte choosing the file extension, then the source text (UTF-8).
 #![no_main]
 
+mod panics;
+
 use libfuzzer_sys::fuzz_target;
 use tracemap::js::OriginalFile;
 
@@ -15,6 +17,7 @@ const PATHS: [&str; 5] = [
 ];
 
 fuzz_target!(|data: &[u8]| {
+    panics::abort_on_own_panics();
     let Some((&kind, text)) = data.split_first() else {
         return;
     };

@@ -4,10 +4,13 @@
 //! The raw input is also handed to `JsCache::parse` (caches are read back from disk).
 #![no_main]
 
+mod panics;
+
 use libfuzzer_sys::fuzz_target;
 use tracemap::js::{build_cache, JsCache};
 
 fuzz_target!(|data: &[u8]| {
+    panics::abort_on_own_panics();
     let _ = JsCache::parse(data).map(|c| exercise(&c));
     let (minified, map) = match data.iter().position(|&b| b == 0) {
         Some(i) => match std::str::from_utf8(&data[..i]) {

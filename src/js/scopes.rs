@@ -111,9 +111,16 @@ pub(crate) fn original_scopes(sm: &SourceMap) -> Result<OriginalScopes, ()> {
         let results: Vec<_> = work
             .into_iter()
             .map(|(id, path, text, positions)| {
-                // Sources too large to parse safely keep no scopes.
-                let scopes = parser_stack_size(text)
-                    .and_then(|_| scopes_in_source(path, text, &positions, &mut names));
+                // Sources too large to parse safely keep no scopes, and so does a source the
+                // parser panics on (swc asserts on some hostile input): the others keep theirs.
+                // Names it added before the panic stay in the table, unused.
+                let scopes = parser_stack_size(text).and_then(|_| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        scopes_in_source(path, text, &positions, &mut names)
+                    }))
+                    .ok()
+                    .flatten()
+                });
                 (id, scopes.map(|scopes| SourceScopes { positions, scopes }))
             })
             .collect();

@@ -366,3 +366,18 @@ fn hermes_scope_of_a_token_on_the_last_possible_line() {
     let found = cache.lookup(0, 0).or_else(|| cache.lookup(1, 1));
     assert!(found.is_some_and(|l| l.function.is_none()), "{found:?}");
 }
+
+/// Found by `fuzz/fuzz_targets/sourcemap.rs` (`fuzz/regressions/sourcemap-swc-parser-assert.bin`,
+/// `minified \0 map`): a TypeScript `sourcesContent` that trips a debug assertion in swc's
+/// expression parser. The map still builds, and the panic stays inside the scope parser.
+#[test]
+fn a_map_whose_original_source_trips_a_parser_assertion_still_builds() {
+    let input = include_bytes!("../../../fuzz/regressions/sourcemap-swc-parser-assert.bin");
+    let nul = input
+        .iter()
+        .position(|&b| b == 0)
+        .expect("minified \\0 map");
+    let minified = std::str::from_utf8(&input[..nul]).expect("UTF-8");
+    let cache = build_cache(Some(minified), &input[nul + 1..]).expect("builds");
+    assert!(JsCache::parse(&cache).is_ok());
+}

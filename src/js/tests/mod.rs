@@ -352,3 +352,26 @@ fn ignore_list_is_recorded() {
     assert!(!c.lookup(0, 0).unwrap().ignore_listed);
     assert!(c.lookup(0, 5).unwrap().ignore_listed);
 }
+
+/// Found by `fuzz/fuzz_targets/js_scopes.rs` (`fuzz/regressions/js_scopes-swc-lexer-assert.ts`):
+/// this TypeScript text trips a debug assertion in swc's lexer (release builds skip it). A
+/// parser panic is contained, and must cost only the source that caused it: the map's other
+/// sources keep their scope names.
+#[test]
+fn a_source_the_parser_panics_on_costs_only_its_own_scopes() {
+    let hostile = include_str!("../../../fuzz/regressions/js_scopes-swc-lexer-assert.ts");
+    let typescript = "function pay(amount: number): never {\n  throw new Error(`${amount}`);\n}\n";
+    let m = map(
+        &[("bad.ts", Some(hostile)), ("pay.ts", Some(typescript))],
+        &[
+            T(0, 0, Some(0), 0, 0, None),
+            T(0, 5, Some(1), 0, 0, None),
+            T(0, 14, Some(1), 0, 9, Some("pay")),
+            T(0, 19, Some(1), 1, 2, None),
+        ],
+    );
+    let bytes = build(None, &m);
+    let c = JsCache::parse(&bytes).unwrap();
+    assert!(c.scope_origins().original_sources);
+    assert_eq!(c.lookup(0, 19).unwrap().function, Some("pay"));
+}
