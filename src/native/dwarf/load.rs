@@ -2,10 +2,12 @@
 //! symbolic's containers) into `gimli::Dwarf` / `gimli::DwarfPackage`.
 //!
 //! Sections are found by their standard name through the `object` crate, which also maps them
-//! to `.zdebug_*` (ELF) and `__debug_*` / `__zdebug_*` (Mach-O), and decompressed with
-//! `uncompressed_data` (`SHF_COMPRESSED`, `.zdebug_*`), which reserves memory fallibly. A
-//! missing section is empty. This module reads section bytes and nothing else: it never
-//! interprets DWARF and never allocates what a header claims before `object` has checked it.
+//! to `.zdebug_*` (ELF) and `__debug_*` / `__zdebug_*` (Mach-O) and says how they are
+//! compressed (`SHF_COMPRESSED`, `.zdebug_*`). We decompress them ourselves, growing the
+//! output as data arrives: `object`'s own decompression reserves the size the header claims
+//! up front (the fuzzer found a section claiming 6.9 EB). A missing section is empty. This
+//! module reads section bytes and nothing else: it never interprets DWARF and never
+//! allocates what a header claims.
 
 use std::borrow::Cow;
 
@@ -44,12 +46,72 @@ fn section<'d>(
         Names::Main => Some(id.name()),
         Names::Dwo => id.dwo_name(),
     };
-    match name.and_then(|name| file.section_by_name(name)) {
-        Some(section) => section.uncompressed_data().map_err(|e| {
-            NativeError::Malformed(format!("section {}: {e}", name.unwrap_or_default()))
-        }),
-        None => Ok(Cow::Borrowed(&[])),
+    let Some((name, section)) = name.and_then(|n| Some((n, file.section_by_name(n)?))) else {
+        return Ok(Cow::Borrowed(&[]));
+    };
+    let malformed = |e: String| NativeError::Malformed(format!("section {name}: {e}"));
+    let compressed = section
+        .compressed_data()
+        .map_err(|e| malformed(e.to_string()))?;
+    match compressed.format {
+        object::CompressionFormat::None => Ok(Cow::Borrowed(compressed.data)),
+        _ => decompress(&compressed).map(Cow::Owned).map_err(malformed),
     }
+}
+
+/// Decompresses a section without trusting its header for the allocation: the output grows
+/// as data arrives, decoding stops one byte past the declared size, and a size that differs
+/// from the declared one is an error.
+fn decompress(compressed: &object::CompressedData<'_>) -> Result<Vec<u8>, String> {
+    use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
+    use std::io::Read;
+    let declared = compressed.uncompressed_size;
+    let limit = declared.saturating_add(1);
+    let mut out = Vec::new();
+    match compressed.format {
+        object::CompressionFormat::Zlib => {
+            flate2::read::ZlibDecoder::new(compressed.data)
+                .take(limit)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("invalid zlib data: {e}"))?;
+        }
+        object::CompressionFormat::Zstandard => {
+            let mut input = compressed.data;
+            while !input.is_empty() && (out.len() as u64) < limit {
+                match ruzstd::decoding::StreamingDecoder::new(&mut input) {
+                    Ok(decoder) => {
+                        let room = limit - out.len() as u64;
+                        decoder
+                            .take(room)
+                            .read_to_end(&mut out)
+                            .map_err(|e| format!("invalid zstd data: {e}"))?;
+                    }
+                    Err(FrameDecoderError::ReadFrameHeaderError(
+                        ReadFrameHeaderError::SkipFrame { length, .. },
+                    )) => {
+                        input = usize::try_from(length)
+                            .ok()
+                            .and_then(|length| input.get(length..))
+                            .ok_or("invalid zstd data: a skippable frame runs past the end")?;
+                    }
+                    Err(e) => return Err(format!("invalid zstd data: {e}")),
+                }
+            }
+        }
+        other => return Err(format!("unsupported compression {other:?}")),
+    }
+    if out.len() as u64 != declared {
+        return Err(format!(
+            "decompresses to {}{} bytes, its header says {declared}",
+            out.len(),
+            if out.len() as u64 == limit {
+                " or more"
+            } else {
+                ""
+            }
+        ));
+    }
+    Ok(out)
 }
 
 /// All DWARF sections of one file, owned (decompressed) or borrowed.
@@ -134,5 +196,57 @@ impl<'d> PackageSections<'d> {
                 EndianSlice::new(&[], endian),
             )
             .map_err(|e| NativeError::Malformed(format!(".dwp index: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decompress;
+    use object::{CompressedData, CompressionFormat};
+
+    fn zlib(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn zstd(data: &[u8]) -> Vec<u8> {
+        ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+    }
+
+    /// Found by `fuzz/fuzz_targets/debug_file.rs`
+    /// (`fuzz/regressions/debug_file-compressed-section-claims-6.9EB.bin`): a compressed
+    /// section whose header claims 0x6000000000000a8e bytes. `object` reserved that much up
+    /// front (an abort under the address sanitizer, and any claim the allocator grants is
+    /// memory taken on an attacker's word); we decode and compare instead.
+    #[test]
+    fn a_section_claiming_more_than_it_holds_is_malformed_without_reserving_it() {
+        let text = b"debug info, 29 bytes of it..".repeat(100);
+        for (format, data) in [
+            (CompressionFormat::Zlib, zlib(&text)),
+            (CompressionFormat::Zstandard, zstd(&text)),
+        ] {
+            let section = |uncompressed_size| CompressedData {
+                format,
+                data: &data,
+                uncompressed_size,
+            };
+            assert_eq!(decompress(&section(text.len() as u64)).unwrap(), text);
+            for claim in [0x6000_0000_0000_0a8e, u64::MAX, text.len() as u64 + 1] {
+                let e = decompress(&section(claim)).unwrap_err();
+                assert!(
+                    e.contains(&format!("header says {claim}")),
+                    "{format:?}: {e}"
+                );
+            }
+            let e = decompress(&section(text.len() as u64 - 1)).unwrap_err();
+            assert!(e.contains("or more"), "{format:?}: {e}");
+        }
+        let forged = include_bytes!(
+            "../../../fuzz/regressions/debug_file-compressed-section-claims-6.9EB.bin"
+        );
+        let _ = crate::native::describe(forged);
+        let _ = crate::native::build_cache(&crate::native::BuildInput::new(forged));
     }
 }
