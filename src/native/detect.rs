@@ -86,7 +86,8 @@ fn describe_unguarded(bytes: &[u8]) -> Result<Vec<ObjectFacts>, DetectError> {
         format: format.name(),
         message,
     };
-    let archive = Archive::parse(bytes).map_err(|e| malformed(e.to_string()))?;
+    let archive = Archive::parse_with_opts(bytes, super::build::parse_options())
+        .map_err(|e| malformed(e.to_string()))?;
     let mut out = Vec::new();
     for (index, object) in archive.objects().enumerate() {
         let object = object.map_err(|e| malformed(e.to_string()))?;

@@ -151,9 +151,15 @@ pub(crate) fn build_unguarded(
 
 /// symbolic's options: Breakpad inline records nested deeper than our DWARF limit are dropped
 /// (the SymCache converter recurses once per level).
-fn parse_options() -> ParseObjectOptions {
+/// The largest decompressed section symbolic may reserve for (it allocates the size a
+/// compressed section's header claims before decoding; an unsatisfiable claim would abort
+/// the process). Our own DWARF loader never trusts the header (`dwarf::load`).
+const MAX_DECOMPRESSED_SECTION: usize = 4 << 30;
+
+pub(crate) fn parse_options() -> ParseObjectOptions {
     let mut options = ParseObjectOptions::default();
     options.max_inline_depth = Some(dwarf::MAX_INLINE_DEPTH);
+    options.max_decompressed_section_size = Some(MAX_DECOMPRESSED_SECTION);
     options
 }
 
@@ -259,7 +265,8 @@ fn check_supported(object: &Object<'_>) -> Result<(), NativeError> {
 /// The object in `bytes` that belongs with `debug`: same debug ID if one matches (fat
 /// archives), else the same architecture, else the first.
 fn companion_object<'d>(bytes: &'d [u8], debug: &Object<'_>) -> Result<Object<'d>, NativeError> {
-    let archive = Archive::parse(bytes).map_err(|e| classify_parse_error(&e, bytes))?;
+    let archive = Archive::parse_with_opts(bytes, parse_options())
+        .map_err(|e| classify_parse_error(&e, bytes))?;
     let mut first = None;
     let mut same_arch = None;
     for object in archive.objects() {
