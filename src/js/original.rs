@@ -19,7 +19,9 @@ impl OriginalFile {
     /// path suggests, or is too deeply nested to parse safely.
     pub fn parse(path: &str, text: &str) -> Option<OriginalFile> {
         let stack = parser_stack_size(text)?;
-        let scopes = on_parser_thread(stack, || function_scopes(path, text)).ok()??;
+        let (owned_path, owned_text) = (path.to_owned(), text.to_owned());
+        let scopes =
+            on_parser_thread(stack, move || function_scopes(&owned_path, &owned_text)).ok()??;
         let mut line_starts = vec![0usize];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         Some(OriginalFile {

@@ -18,8 +18,13 @@
 //!    previous one's, which we carry forward.
 //!
 //! The parser recurses once per nesting level of the code and a stack overflow aborts the
-//! process, so parsing runs on a scoped thread with a stack sized from the input
-//! ([`parser_stack_size`]); a panic in it only loses the scope names.
+//! process, so parsing runs on its own thread with a stack sized from the input
+//! ([`parser_stack_size`]); a panic in it only loses the scope names. swc's TypeScript parser
+//! also backtracks exponentially on some input (nested `<(`: 351 bytes take 5.5 s, a few more
+//! take hours) and offers no way to stop it, so the caller waits for a parser thread only
+//! until [`PARSE_DEADLINE`], then goes on without scope names and leaves the thread to finish
+//! on its own; while [`MAX_RUNAWAY`] such threads run, nothing new is parsed (the minified
+//! source's scopes still apply).
 
 use sourcemap::SourceMap;
 use symbolic::sourcemapcache::{
@@ -90,8 +95,8 @@ pub(crate) fn original_scopes(sm: &SourceMap) -> Result<OriginalScopes, ()> {
         if !list.is_empty() {
             list.sort_unstable();
             list.dedup();
-            let path = sm.get_source(id as u32).unwrap_or_default();
-            work.push((id, path, text, list));
+            let path = sm.get_source(id as u32).unwrap_or_default().to_owned();
+            work.push((id, path, text.to_owned(), list));
         }
     }
     let stack = work
@@ -114,9 +119,9 @@ pub(crate) fn original_scopes(sm: &SourceMap) -> Result<OriginalScopes, ()> {
                 // Sources too large to parse safely keep no scopes, and so does a source the
                 // parser panics on (swc asserts on some hostile input): the others keep theirs.
                 // Names it added before the panic stay in the table, unused.
-                let scopes = parser_stack_size(text).and_then(|_| {
+                let scopes = parser_stack_size(&text).and_then(|_| {
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        scopes_in_source(path, text, &positions, &mut names)
+                        scopes_in_source(&path, &text, &positions, &mut names)
                     }))
                     .ok()
                     .flatten()
@@ -214,8 +219,9 @@ pub(crate) fn minified_scope_cache(sm: &mut SourceMap, minified: &str) -> Result
     let mut json = Vec::new();
     sm.to_writer(&mut json).map_err(|_| ())?;
     let json = String::from_utf8(json).map_err(|_| ())?;
-    on_parser_thread(stack, || {
-        let writer = SourceMapCacheWriter::new(minified, &json).map_err(|_| ())?;
+    let minified = minified.to_owned();
+    on_parser_thread(stack, move || {
+        let writer = SourceMapCacheWriter::new(&minified, &json).map_err(|_| ())?;
         let mut bytes = Vec::new();
         writer.serialize(&mut bytes).map_err(|_| ())?;
         Ok(bytes)
@@ -246,21 +252,89 @@ impl<'a> MinifiedScopes<'a> {
     }
 }
 
+/// How long a caller waits for a parser thread.
+pub(crate) const PARSE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+/// Parser threads left running past their deadline, at most (the CPU they can take).
+pub(crate) const MAX_RUNAWAY: usize = 1;
+
+/// The process's parser threads.
+static PARSERS: ParserThreads = ParserThreads::new(PARSE_DEADLINE, MAX_RUNAWAY);
+
 /// Runs `f` on a new thread with the given stack, returning its result; `Err(())` when the
-/// thread could not start or `f` panicked.
-pub(crate) fn on_parser_thread<T: Send>(
+/// thread could not start, `f` panicked, or it did not finish within [`PARSE_DEADLINE`].
+pub(crate) fn on_parser_thread<T: Send + 'static>(
     stack: usize,
-    f: impl FnOnce() -> T + Send,
+    f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ()> {
-    std::thread::scope(|scope| {
+    PARSERS.run(stack, f)
+}
+
+/// Parser threads with a deadline, and a count of those still running past it.
+pub(crate) struct ParserThreads {
+    deadline: std::time::Duration,
+    max_runaway: usize,
+    runaway: std::sync::atomic::AtomicUsize,
+}
+
+const RUNNING: u8 = 0;
+const DONE: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl ParserThreads {
+    pub(crate) const fn new(deadline: std::time::Duration, max_runaway: usize) -> Self {
+        ParserThreads {
+            deadline,
+            max_runaway,
+            runaway: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Threads running past their deadline now.
+    pub(crate) fn runaway(&self) -> usize {
+        self.runaway.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(crate) fn run<T: Send + 'static>(
+        &'static self,
+        stack: usize,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ()> {
+        use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
+        if self.runaway() >= self.max_runaway {
+            return Err(());
+        }
+        let state = std::sync::Arc::new(AtomicU8::new(RUNNING));
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let thread_state = state.clone();
         std::thread::Builder::new()
             .name("js-scopes".to_owned())
             .stack_size(stack)
-            .spawn_scoped(scope, f)
-            .map_err(|_| ())?
-            .join()
-            .map_err(|_| ())
-    })
+            .spawn(move || {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+                // Only an abandoned thread was counted (before it was marked so).
+                if thread_state.swap(DONE, SeqCst) == ABANDONED {
+                    self.runaway.fetch_sub(1, SeqCst);
+                }
+                let _ = tx.send(result);
+            })
+            .map_err(|_| ())?;
+        match rx.recv_timeout(self.deadline) {
+            Ok(result) => result.map_err(|_| ()),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                self.runaway.fetch_add(1, SeqCst);
+                if state
+                    .compare_exchange(RUNNING, ABANDONED, SeqCst, SeqCst)
+                    .is_err()
+                {
+                    // It finished just now.
+                    self.runaway.fetch_sub(1, SeqCst);
+                    return rx.recv().map_err(|_| ())?.map_err(|_| ());
+                }
+                Err(())
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(()),
+        }
+    }
 }
 
 /// An upper bound of the stack the parser needs for `source` (see [`PARSER_BASE_STACK`]),

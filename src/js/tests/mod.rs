@@ -375,3 +375,38 @@ fn a_source_the_parser_panics_on_costs_only_its_own_scopes() {
     assert!(c.scope_origins().original_sources);
     assert_eq!(c.lookup(0, 19).unwrap().function, Some("pay"));
 }
+
+/// swc backtracks exponentially on some TypeScript (`fuzz/regressions/js_scopes-swc-tsx-exponential.tsx`,
+/// found by the `js_scopes` fuzzer) and cannot be stopped, so callers stop waiting at a
+/// deadline and the thread runs on alone; while it does, nothing new is parsed.
+#[test]
+fn a_parser_thread_past_its_deadline_is_left_running_and_holds_back_new_parses() {
+    use std::time::{Duration, Instant};
+    static THREADS: scopes::ParserThreads = scopes::ParserThreads::new(Duration::from_secs(2), 1);
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let started = Instant::now();
+    let stuck = THREADS.run(1 << 20, move || wait.recv().map(|()| 1));
+    assert_eq!(stuck, Err(()));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the caller waited on"
+    );
+    assert_eq!(THREADS.runaway(), 1);
+    assert_eq!(
+        THREADS.run(1 << 20, || 2),
+        Err(()),
+        "parsed beside a runaway"
+    );
+    release.send(()).unwrap();
+    while THREADS.runaway() > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the runaway never ended"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(THREADS.run(1 << 20, || 3), Ok(3));
+    // A panic is an error, not a runaway.
+    assert_eq!(THREADS.run(1 << 20, || -> u8 { panic!("parser") }), Err(()));
+    assert_eq!(THREADS.runaway(), 0);
+}

@@ -1,0 +1,1 @@
+ru-tncean<Moneyzle <( mi <( mixedrunScPro<( mixedrunScProps = { items: sfer <Moneyzle <( mixedrunScProps =neyzle <( mi <( mixedrunScPro<( mixedrunScProps = { items: sfer <Moneyzle <( mixedrunScProps = { ncean<Moneyzle <( mi <( mixedrunScProps = { items: sfer?<Moneyzle <(  { ncean<Moneyzle <( mi <( mixedrunScProps = { items: sfer?<Moneyzle <( mixedru
