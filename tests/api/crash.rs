@@ -500,3 +500,78 @@ async fn a_kill_at_every_step_loses_nothing_committed() {
         }
     }
 }
+
+/// An original source that swc takes hours to parse (the `js_scopes` fuzzer's reproducer,
+/// twice over; each nested `<(` multiplies the work): the upload and the symbolication answer
+/// once the parser deadline (10 s) has passed, the frame resolves without an original scope
+/// name, and the server goes on answering. Without the deadline the upload never returns.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_the_parser_would_take_hours_on_does_not_wedge_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let client = reqwest::Client::new();
+    let seed = include_str!("../../fuzz/regressions/js_scopes-swc-tsx-exponential.tsx");
+    let map = serde_json::json!({
+        "version": 3, "file": "app.js", "sources": ["src/slow.tsx"],
+        "sourcesContent": [format!("{seed}{seed}")], "names": [], "mappings": "AAAA"
+    });
+    let started = Instant::now();
+    let work = async {
+        let form = reqwest::multipart::Form::new()
+            .text("url", "~/app.js")
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(&b"boom();\n//# sourceMappingURL=app.js.map\n"[..])
+                    .file_name("app.js"),
+            )
+            .text("url", "~/app.js.map")
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(serde_json::to_vec(&map).unwrap())
+                    .file_name("app.js.map"),
+            );
+        let status = client
+            .post(format!(
+                "{}/api/v1/projects/web/releases/slow/files",
+                server.base
+            ))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 201);
+        let v: serde_json::Value = client
+            .post(format!(
+                "{}/api/v1/projects/web/symbolicate/js",
+                server.base
+            ))
+            .json(
+                &serde_json::json!({"release": "slow", "stacktraces": [{"frames": [
+                {"abs_path": "~/app.js", "lineno": 1, "colno": 1}]}]}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let frame = &v["stacktraces"][0]["frames"][0];
+        assert_eq!(frame["data"]["symbolicated"], true, "{v}");
+        assert_eq!(frame["abs_path"], "~/src/slow.tsx", "{v}");
+        assert_eq!(frame["lineno"], 1, "{v}");
+    };
+    tokio::time::timeout(Duration::from_secs(300), work)
+        .await
+        .expect("the server is still parsing: no deadline");
+    eprintln!("answered after {:?}", started.elapsed());
+    // The runaway parse holds back new parses, nothing else.
+    assert_eq!(upload_pair(&client, &server.base, "after").await, Some(201));
+    assert!(resolves(&client, &server.base, "after").await);
+    let health = client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
