@@ -277,16 +277,28 @@ async fn sigterm_lets_an_upload_in_flight_finish() {
 /// Uploads `app.js` and its map (whose content differs per `release`) to project `web`.
 async fn upload_pair(client: &reqwest::Client, base: &str, release: &str) -> Option<u16> {
     let js = format!("boom(); // {release}\n//# sourceMappingURL=app.js.map\n");
+    upload_js(client, base, release, js.into_bytes(), tiny_map(None)).await
+}
+
+/// Uploads `~/app.js` and `~/app.js.map` with the given contents to release `release` of
+/// project `web`; the status, or `None` when the server did not answer.
+async fn upload_js(
+    client: &reqwest::Client,
+    base: &str,
+    release: &str,
+    js: Vec<u8>,
+    map: Vec<u8>,
+) -> Option<u16> {
     let form = reqwest::multipart::Form::new()
         .text("url", "~/app.js")
         .part(
             "file",
-            reqwest::multipart::Part::bytes(js.into_bytes()).file_name("app.js"),
+            reqwest::multipart::Part::bytes(js).file_name("app.js"),
         )
         .text("url", "~/app.js.map")
         .part(
             "file",
-            reqwest::multipart::Part::bytes(tiny_map(None)).file_name("app.js.map"),
+            reqwest::multipart::Part::bytes(map).file_name("app.js.map"),
         );
     client
         .post(format!(
@@ -517,30 +529,12 @@ async fn a_source_the_parser_would_take_hours_on_does_not_wedge_the_server() {
     });
     let started = Instant::now();
     let work = async {
-        let form = reqwest::multipart::Form::new()
-            .text("url", "~/app.js")
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(&b"boom();\n//# sourceMappingURL=app.js.map\n"[..])
-                    .file_name("app.js"),
-            )
-            .text("url", "~/app.js.map")
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(serde_json::to_vec(&map).unwrap())
-                    .file_name("app.js.map"),
-            );
-        let status = client
-            .post(format!(
-                "{}/api/v1/projects/web/releases/slow/files",
-                server.base
-            ))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(status, 201);
+        let js = b"boom();\n//# sourceMappingURL=app.js.map\n".to_vec();
+        let map = serde_json::to_vec(&map).unwrap();
+        assert_eq!(
+            upload_js(&client, &server.base, "slow", js, map).await,
+            Some(201)
+        );
         let v: serde_json::Value = client
             .post(format!(
                 "{}/api/v1/projects/web/symbolicate/js",
