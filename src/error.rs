@@ -42,6 +42,10 @@ pub enum ErrorCode {
     MissingScope,
     /// A sentry-cli protocol request that does not follow the protocol.
     InvalidRequest,
+    /// A minidump request without an `upload_file_minidump` part.
+    MinidumpMissing,
+    /// A body that is not a readable minidump (truncated, damaged, another format).
+    MinidumpInvalid,
     // 401 / 403.
     Unauthenticated,
     Forbidden,
@@ -115,6 +119,8 @@ impl ErrorCode {
             InvalidUrlPrefix => "invalid_url_prefix",
             MissingScope => "missing_scope",
             InvalidRequest => "invalid_request",
+            MinidumpMissing => "minidump_missing",
+            MinidumpInvalid => "minidump_invalid",
             Unauthenticated => "unauthenticated",
             Forbidden => "forbidden",
             ReleaseNotFound => "release_not_found",

@@ -313,7 +313,8 @@ impl FrameStatus {
     }
 }
 
-/// What became of a module's debug file (`debug_status`).
+/// What became of a module's debug file (`debug_status`) or its unwind information
+/// (`unwind_status`, minidumps).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModuleStatus {
@@ -327,6 +328,19 @@ pub enum ModuleStatus {
     Malformed,
     /// The store did not answer; the next request tries again.
     FetchingFailed,
+}
+
+impl ModuleStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModuleStatus::Unused => "unused",
+            ModuleStatus::Found => "found",
+            ModuleStatus::SplitDwarfMissing => "split_dwarf_missing",
+            ModuleStatus::Missing => "missing",
+            ModuleStatus::Malformed => "malformed",
+            ModuleStatus::FetchingFailed => "fetching_failed",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -358,6 +372,10 @@ pub struct NativeFrameOut {
     pub context_line: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub post_context: Option<Vec<String>>,
+    /// Minidumps only: how the stack walker found this frame (`context`, `cfi`, `fp`,
+    /// `cfi_scan`, `scan`); inlined frames carry their physical frame's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diagnostic: Option<String>,
 }
@@ -368,6 +386,56 @@ pub struct NativeModuleOut {
     pub features: ModuleFeatures,
     #[serde(flatten)]
     pub module: NativeModule,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagnostic: Option<String>,
+    /// Minidumps only: whether unwind information (CFI) was found for the module, and from
+    /// which file, or what was looked up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unwind_status: Option<ModuleStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unwind_diagnostic: Option<String>,
+}
+
+/// The answer for a minidump: every thread walked and symbolicated.
+#[derive(Debug, Clone, Serialize)]
+pub struct MinidumpResponse {
+    pub status: RequestStatus,
+    pub crashed: bool,
+    /// `SIGSEGV /SEGV_MAPERR`, `EXCEPTION_ACCESS_VIOLATION_WRITE`, …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crash_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crash_address: Option<Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assertion: Option<String>,
+    pub system_info: SystemInfoOut,
+    /// Crashpad annotations (process-wide, then `module:key`).
+    pub annotations: std::collections::BTreeMap<String, String>,
+    /// One per thread, in the dump's order; the crashed thread has `is_requesting`.
+    pub stacktraces: Vec<MinidumpThreadOut>,
+    pub modules: Vec<NativeModuleOut>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SystemInfoOut {
+    pub os_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os_version: Option<String>,
+    pub cpu_arch: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_info: Option<String>,
+    pub cpu_count: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MinidumpThreadOut {
+    pub thread_id: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_name: Option<String>,
+    pub is_requesting: bool,
+    /// Innermost first, inlined frames expanded; `original_index` is the walked frame.
+    pub frames: Vec<NativeFrameOut>,
+    /// Why the walk stopped early or was cut, when it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diagnostic: Option<String>,
 }

@@ -1,21 +1,25 @@
 //! `tracemap symbolicate --project P event.json`: sends an event's stack traces to the
 //! server and prints them resolved, one frame a line, with the reason for every frame that
-//! stays unresolved. Handy in CI and for support.
+//! stays unresolved. Handy in CI and for support. `tracemap symbolicate minidump -p P
+//! crash.dmp` does the same for a minidump: every thread walked and resolved.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use clap::Args;
+use clap::{Args, Subcommand};
 
 use super::ServerArgs;
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct SymbolicateArgs {
+    #[command(subcommand)]
+    pub command: Option<SymbolicateCommand>,
     #[command(flatten)]
     pub server: ServerArgs,
     /// Project to resolve against.
-    #[arg(long, short = 'p', env = "TRACEMAP_PROJECT")]
-    pub project: String,
+    #[arg(long, short = 'p', env = "TRACEMAP_PROJECT", required = true)]
+    pub project: Option<String>,
     /// Treat the event as native (default: detected from `instruction_addr` in frames).
     #[arg(long)]
     pub native: bool,
@@ -23,10 +27,44 @@ pub struct SymbolicateArgs {
     #[arg(long)]
     pub json: bool,
     /// A symbolicate request body (`{"stacktraces": …}`), or `-` for standard input.
-    pub event: PathBuf,
+    #[arg(required = true)]
+    pub event: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SymbolicateCommand {
+    /// Walk and resolve a minidump (Breakpad/Crashpad crash report) on the server.
+    Minidump(MinidumpArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MinidumpArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Project to resolve against.
+    #[arg(long, short = 'p', env = "TRACEMAP_PROJECT")]
+    pub project: String,
+    /// Print the raw JSON response instead of the readable threads.
+    #[arg(long)]
+    pub json: bool,
+    /// The minidump file (`.dmp`).
+    pub dump: PathBuf,
 }
 
 pub async fn run(args: SymbolicateArgs) -> anyhow::Result<()> {
+    if let Some(SymbolicateCommand::Minidump(m)) = args.command {
+        return minidump(m).await;
+    }
+    let (Some(project), Some(event)) = (args.project, args.event) else {
+        bail!("tracemap symbolicate needs --project and an event file");
+    };
+    let args = EventArgs {
+        server: args.server,
+        project,
+        native: args.native,
+        json: args.json,
+        event,
+    };
     let body = if args.event.as_os_str() == "-" {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
@@ -66,6 +104,128 @@ pub async fn run(args: SymbolicateArgs) -> anyhow::Result<()> {
     }
     print!("{}", render(&v, platform));
     Ok(())
+}
+
+struct EventArgs {
+    server: ServerArgs,
+    project: String,
+    native: bool,
+    json: bool,
+    event: PathBuf,
+}
+
+async fn minidump(args: MinidumpArgs) -> anyhow::Result<()> {
+    let file = tokio::fs::File::open(&args.dump)
+        .await
+        .with_context(|| format!("opening {}", args.dump.display()))?;
+    let len = file.metadata().await?.len();
+    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+    let name = args
+        .dump
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "minidump.dmp".into());
+    let form = reqwest::multipart::Form::new().part(
+        "upload_file_minidump",
+        reqwest::multipart::Part::stream_with_length(body, len).file_name(name),
+    );
+    let url = format!(
+        "{}/api/v1/projects/{}/symbolicate/minidump",
+        args.server.server.trim_end_matches('/'),
+        super::upload::seg(&args.project),
+    );
+    let mut rb = reqwest::Client::new().post(&url).multipart(form);
+    if let Some(t) = &args.server.token {
+        rb = rb.bearer_auth(t);
+    }
+    let response = rb.send().await.context("calling the server")?;
+    let status = response.status();
+    let v: serde_json::Value = response.json().await.context("reading the response")?;
+    if !status.is_success() {
+        bail!(
+            "HTTP {status}: {}",
+            v["error"]["message"].as_str().unwrap_or("request failed")
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", render_minidump(&v));
+    }
+    Ok(())
+}
+
+/// The readable form of a minidump response: the crash, then each thread (the crashed one
+/// marked), one frame a line with how it was found, then modules that lacked something.
+fn render_minidump(v: &serde_json::Value) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} on {} {} ({}): {} at {}",
+        if v["crashed"].as_bool().unwrap_or(false) {
+            "crash"
+        } else {
+            "dump"
+        },
+        v["system_info"]["os_name"].as_str().unwrap_or("?"),
+        v["system_info"]["os_version"].as_str().unwrap_or(""),
+        v["system_info"]["cpu_arch"].as_str().unwrap_or("?"),
+        v["crash_reason"].as_str().unwrap_or("no exception"),
+        v["crash_address"].as_str().unwrap_or("?"),
+    );
+    for t in v["stacktraces"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "thread {}{}{}:",
+            t["thread_id"],
+            t["thread_name"]
+                .as_str()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default(),
+            if t["is_requesting"].as_bool().unwrap_or(false) {
+                " [crashed]"
+            } else {
+                ""
+            }
+        );
+        for f in t["frames"].as_array().into_iter().flatten() {
+            let loc = match (f["filename"].as_str(), f["lineno"].as_u64()) {
+                (Some(file), Some(line)) => format!(" at {file}:{line}"),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "  {} {}{loc} [{}, {}]{}",
+                f["instruction_addr"].as_str().unwrap_or("?"),
+                f["function"].as_str().unwrap_or("<unknown>"),
+                f["status"].as_str().unwrap_or("?"),
+                f["trust"].as_str().unwrap_or("?"),
+                f["diagnostic"]
+                    .as_str()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            );
+        }
+        if let Some(d) = t["diagnostic"].as_str() {
+            let _ = writeln!(out, "  ({d})");
+        }
+    }
+    for m in v["modules"].as_array().into_iter().flatten() {
+        let (debug, unwind) = (
+            m["debug_status"].as_str().unwrap_or("?"),
+            m["unwind_status"].as_str().unwrap_or("?"),
+        );
+        if matches!(debug, "found" | "unused") && unwind == "found" {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "module {}: debug {debug}, unwind {unwind}",
+            m["code_file"].as_str().unwrap_or("?")
+        );
+    }
+    out
 }
 
 /// Which symbolicate endpoint an event goes to.

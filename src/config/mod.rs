@@ -192,6 +192,10 @@ pub struct Limits {
     /// Largest symbolicate request body. Default `16MiB`.
     #[serde(deserialize_with = "de_bytes")]
     pub max_symbolicate_bytes: u64,
+    /// Largest minidump (the `upload_file_minidump` part, streamed to a temp file).
+    /// Default `512MiB`.
+    #[serde(deserialize_with = "de_bytes")]
+    pub max_minidump_bytes: u64,
     /// Most frames in one symbolicate request, over all stack traces. Default 20000.
     pub max_frames: usize,
     /// Most modules in one native symbolicate request. Default 5000.
@@ -230,6 +234,7 @@ impl Default for Limits {
             max_zip_entries: 100_000,
             max_inflated_bytes: 4 << 30,
             max_symbolicate_bytes: 16 << 20,
+            max_minidump_bytes: 512 << 20,
             max_frames: 20_000,
             max_modules: 5_000,
             max_concurrent_requests: 512,

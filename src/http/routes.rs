@@ -174,6 +174,22 @@ pub(super) fn build(app: &App) -> (Router<App>, Vec<RouteInfo>) {
         post(symbolicate::native_compat),
     );
 
+    // Minidumps: the symbolicate group's slots and time limit, the minidump body limit.
+    let mut minidump_routes = group("symbolicate");
+    let g = &mut minidump_routes;
+    r.add(
+        g,
+        "/api/v1/projects/{project}/symbolicate/minidump",
+        &[(M::POST, Project(Symbolicate))],
+        post(symbolicate::minidump),
+    );
+    r.add(
+        g,
+        "/minidump",
+        &[(M::POST, Project(Symbolicate))],
+        post(symbolicate::minidump_compat),
+    );
+
     let mut ops_routes = group("ops");
     let g = &mut ops_routes;
     r.add(g, "/healthz", &[(M::GET, Public)], get(ops::healthz));
@@ -206,6 +222,17 @@ pub(super) fn build(app: &App) -> (Router<App>, Vec<RouteInfo>) {
                 limits.request_timeout,
             ),
             limits.max_symbolicate_bytes,
+        ))
+        .merge(limited(
+            minidump_routes,
+            Guard::new(
+                "symbolicate",
+                slots.symbolicate.clone(),
+                limits.request_timeout,
+            ),
+            // The dump part's own limit is checked as it streams; the rest of the form is
+            // small.
+            limits.max_minidump_bytes.saturating_add(1 << 20),
         ))
         .merge(limited(
             ops_routes,

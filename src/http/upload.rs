@@ -138,7 +138,7 @@ pub(super) fn multipart_rejection(e: MultipartRejection) -> ApiError {
     ApiError::new(ErrorCode::InvalidMultipart, e.body_text())
 }
 
-fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+pub(super) fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(ErrorCode::TooLarge, e.body_text())
     } else {

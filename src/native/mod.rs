@@ -61,7 +61,9 @@ mod build;
 mod cache;
 mod detect;
 mod dwarf;
+mod minidump;
 mod sources;
+mod unwind;
 
 #[cfg(test)]
 mod tests;
@@ -76,10 +78,15 @@ pub use cache::NativeCache;
 pub use detect::{
     debug_id_from_build_id, describe, dwo_debug_id, is_debug_file, DetectError, ObjectFacts,
 };
+pub use minidump::{
+    read_modules, walk, DumpHeader, DumpModule, MinidumpError, ModuleData, Trust, Walked,
+    WalkedFrame, WalkedThread,
+};
 #[cfg(test)]
 pub use sources::embedded_source;
 pub(crate) use sources::has_embedded_sources;
 pub use sources::{embedded_sources, source_key};
+pub use unwind::{build_cfi, CfiFile, CFI_FORMAT_VERSION};
 
 /// Version of the cache format written by [`build_cache`]. A cache with another version is
 /// rejected by [`NativeCache::parse`]; the service rebuilds it from the debug file.

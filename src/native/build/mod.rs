@@ -163,7 +163,7 @@ pub(crate) fn parse_options() -> ParseObjectOptions {
     options
 }
 
-fn panicked(payload: Box<dyn std::any::Any + Send>) -> NativeError {
+pub(crate) fn panicked(payload: Box<dyn std::any::Any + Send>) -> NativeError {
     let message = payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
@@ -198,7 +198,7 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     message
 }
 
-fn classify_parse_error(error: &dyn std::error::Error, data: &[u8]) -> NativeError {
+pub(crate) fn classify_parse_error(error: &dyn std::error::Error, data: &[u8]) -> NativeError {
     match Archive::peek(data) {
         FileFormat::Unknown => NativeError::Unsupported("unknown file format".to_owned()),
         format => NativeError::Malformed(format!("{}: {}", format.name(), error_chain(error))),

@@ -1,11 +1,14 @@
 //! Native frames: address → module (by image range) → debug file (by debug ID, else code ID)
 //! → SymCache lookup, with caller adjustment and inline expansion.
 
+mod minidump;
 mod resolve;
+mod unwind;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub use minidump::symbolicate_minidump;
 pub(crate) use resolve::split_units;
 pub use resolve::{prewarm, ModuleResolution};
 use resolve::{resolve_module, FoundBy, Module, ResolvedModule};
@@ -15,8 +18,8 @@ use crate::app::App;
 use crate::error::{ApiError, ErrorCode};
 use crate::types::{parse_code_id, parse_debug_id, ProjectId};
 use crate::wire::{
-    Addr, FrameOrder, FrameStatus, ModuleFeatures, ModuleStatus, NativeFrameOut, NativeModuleOut,
-    NativeRequest, NativeResponse, NativeStacktraceOut, RequestStatus,
+    Addr, FrameOrder, FrameStatus, ModuleFeatures, ModuleStatus, NativeFrameOut, NativeModule,
+    NativeModuleOut, NativeRequest, NativeResponse, NativeStacktraceOut, RequestStatus,
 };
 
 /// Symbolicates a native request. Never fails for per-frame problems.
@@ -46,66 +49,9 @@ pub async fn symbolicate(
             ),
         ));
     }
-    let mut modules: Vec<Module> = Vec::with_capacity(request.modules.len());
-    let mut module_notes: HashMap<usize, String> = HashMap::new();
-    for (index, w) in request.modules.iter().enumerate() {
-        let debug_id = match w.debug_id.as_deref().map(parse_debug_id) {
-            Some(Ok(id)) => Some(id),
-            Some(Err(e)) => {
-                module_notes.insert(index, e.to_string());
-                None
-            }
-            None => None,
-        };
-        let code_id = match w
-            .code_id
-            .as_deref()
-            .filter(|c| !c.is_empty())
-            .map(parse_code_id)
-        {
-            Some(Ok(id)) => Some(id),
-            Some(Err(e)) => {
-                module_notes.insert(index, e.to_string());
-                None
-            }
-            None => None,
-        };
-        // ELF modules without a debug ID: derive it from the build ID as Sentry does.
-        let debug_id = debug_id.or_else(|| {
-            (w.kind == "elf")
-                .then(|| {
-                    code_id
-                        .as_ref()
-                        .and_then(crate::native::debug_id_from_build_id)
-                })
-                .flatten()
-        });
-        let start = w.image_addr.0;
-        let end = match w.image_size {
-            Some(size) if size > 0 => start.saturating_add(size),
-            _ => u64::MAX,
-        };
-        modules.push(Module {
-            index,
-            wire: w.clone(),
-            start,
-            end,
-            debug_id,
-            code_id,
-            arch: w.arch.clone().unwrap_or_default(),
-        });
-    }
-    // Lookup order by start address; a module without a size ends where the next begins.
+    let (modules, mut module_notes) = parse_modules(&request.modules);
     let mut by_addr: Vec<usize> = (0..modules.len()).collect();
     by_addr.sort_by_key(|&i| modules[i].start);
-    for w in 0..by_addr.len() {
-        let i = by_addr[w];
-        if modules[i].end == u64::MAX {
-            if let Some(&next) = by_addr.get(w + 1) {
-                modules[i].end = modules[next].start;
-            }
-        }
-    }
     let find = |addr: u64| -> Option<usize> {
         // The last module starting at or below addr that also contains it; with
         // overlapping modules, the one starting closest below wins.
@@ -308,6 +254,8 @@ pub async fn symbolicate(
                 features,
                 module: m.wire,
                 diagnostic,
+                unwind_status: None,
+                unwind_diagnostic: None,
             }
         })
         .collect();
@@ -316,6 +264,72 @@ pub async fn symbolicate(
         stacktraces,
         modules: modules_out,
     })
+}
+
+/// The request's modules with their IDs parsed and their image ranges (a module without a
+/// size ends where the next begins), and a note for each module whose IDs did not parse.
+fn parse_modules(wire: &[NativeModule]) -> (Vec<Module>, HashMap<usize, String>) {
+    let mut modules: Vec<Module> = Vec::with_capacity(wire.len());
+    let mut module_notes: HashMap<usize, String> = HashMap::new();
+    for (index, w) in wire.iter().enumerate() {
+        let debug_id = match w.debug_id.as_deref().map(parse_debug_id) {
+            Some(Ok(id)) => Some(id),
+            Some(Err(e)) => {
+                module_notes.insert(index, e.to_string());
+                None
+            }
+            None => None,
+        };
+        let code_id = match w
+            .code_id
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .map(parse_code_id)
+        {
+            Some(Ok(id)) => Some(id),
+            Some(Err(e)) => {
+                module_notes.insert(index, e.to_string());
+                None
+            }
+            None => None,
+        };
+        // ELF modules without a debug ID: derive it from the build ID as Sentry does.
+        let debug_id = debug_id.or_else(|| {
+            (w.kind == "elf")
+                .then(|| {
+                    code_id
+                        .as_ref()
+                        .and_then(crate::native::debug_id_from_build_id)
+                })
+                .flatten()
+        });
+        let start = w.image_addr.0;
+        let end = match w.image_size {
+            Some(size) if size > 0 => start.saturating_add(size),
+            _ => u64::MAX,
+        };
+        modules.push(Module {
+            index,
+            wire: w.clone(),
+            start,
+            end,
+            debug_id,
+            code_id,
+            arch: w.arch.clone().unwrap_or_default(),
+        });
+    }
+    // Lookup order by start address; a module without a size ends where the next begins.
+    let mut by_addr: Vec<usize> = (0..modules.len()).collect();
+    by_addr.sort_by_key(|&i| modules[i].start);
+    for w in 0..by_addr.len() {
+        let i = by_addr[w];
+        if modules[i].end == u64::MAX {
+            if let Some(&next) = by_addr.get(w + 1) {
+                modules[i].end = modules[next].start;
+            }
+        }
+    }
+    (modules, module_notes)
 }
 
 async fn source_context(

@@ -96,23 +96,7 @@ async fn file_cache(
         .get_or_build(key, || async move {
             // Debug files can be large: stream them to local disk and map them, never
             // hold them in memory whole.
-            let fetch = |sha: Sha256| {
-                let store = store.clone();
-                let path = crate::ingest::tmp_path(&tmp);
-                async move {
-                    store
-                        .download_to(&Store::blob_key(&sha), &path)
-                        .await
-                        .map_err(BuildError::unavailable)?
-                        .then_some(())
-                        .ok_or_else(|| {
-                            BuildError::unavailable(format!("blob {sha} is missing from the store"))
-                        })?;
-                    let temp =
-                        tempfile::TempPath::try_from_path(path).map_err(BuildError::unavailable)?;
-                    Ok::<_, BuildError>(temp)
-                }
-            };
+            let fetch = |sha: Sha256| fetch_blob(store.clone(), tmp.clone(), sha);
             let main = fetch(file.sha256.clone()).await?;
             let exe = match &executable {
                 Some(e) => Some((fetch(e.sha256.clone()).await?, e.object_index)),
@@ -148,6 +132,23 @@ async fn file_cache(
             .map_err(BuildError::unavailable)?
         })
         .await
+}
+
+/// Streams a stored blob to a local temp file (debug files can be large: they are mapped
+/// from disk, never held in memory whole).
+pub(super) async fn fetch_blob(
+    store: Store,
+    tmp: std::path::PathBuf,
+    sha: Sha256,
+) -> Result<tempfile::TempPath, BuildError> {
+    let path = crate::ingest::tmp_path(&tmp);
+    store
+        .download_to(&Store::blob_key(&sha), &path)
+        .await
+        .map_err(BuildError::unavailable)?
+        .then_some(())
+        .ok_or_else(|| BuildError::unavailable(format!("blob {sha} is missing from the store")))?;
+    tempfile::TempPath::try_from_path(path).map_err(BuildError::unavailable)
 }
 
 /// The split DWARF a debug file's skeleton units name: the uploaded `.dwo`/`.dwp` files
@@ -255,50 +256,7 @@ async fn resolve_module_uncached(
     project: &ProjectId,
     m: &Module,
 ) -> Result<ResolvedModule, ModuleFailure> {
-    let store_err = |e: crate::store::StoreError| ModuleFailure {
-        status: ModuleStatus::FetchingFailed,
-        diagnostic: format!("store error: {e}"),
-    };
-    let mut candidates: Vec<DebugFileEntry> = Vec::new();
-    let mut found_by = FoundBy::DebugId;
-    if let Some(id) = m.debug_id {
-        let manifests = state
-            .index
-            .by_debug_id(project, &id)
-            .await
-            .map_err(store_err)?;
-        for manifest in manifests.iter().rev() {
-            candidates.extend(
-                manifest
-                    .debug_files
-                    .iter()
-                    .filter(|d| d.debug_id == Some(id))
-                    .cloned(),
-            );
-        }
-    }
-    if candidates.iter().all(|c| rank(c) == 0) {
-        if let Some(code_id) = &m.code_id {
-            let manifests = state
-                .index
-                .by_code_id(project, code_id)
-                .await
-                .map_err(store_err)?;
-            let before = candidates.len();
-            for manifest in manifests.iter().rev() {
-                candidates.extend(
-                    manifest
-                        .debug_files
-                        .iter()
-                        .filter(|d| d.code_id.as_ref() == Some(code_id))
-                        .cloned(),
-                );
-            }
-            if candidates.len() > before {
-                found_by = FoundBy::CodeId;
-            }
-        }
-    }
+    let (mut candidates, found_by) = candidates(state, project, m).await?;
     let source_bundles: Vec<Sha256> = candidates
         .iter()
         .filter(|c| c.format == DebugFileFormat::SourceBundle)
@@ -372,7 +330,61 @@ async fn resolve_module_uncached(
     }
 }
 
-fn describe_ids(m: &Module) -> String {
+/// Every file uploaded for a module's debug ID (newest first), or, when none of those is a
+/// debug file, for its code ID.
+pub(super) async fn candidates(
+    state: &App,
+    project: &ProjectId,
+    m: &Module,
+) -> Result<(Vec<DebugFileEntry>, FoundBy), ModuleFailure> {
+    let store_err = |e: crate::store::StoreError| ModuleFailure {
+        status: ModuleStatus::FetchingFailed,
+        diagnostic: format!("store error: {e}"),
+    };
+    let mut candidates: Vec<DebugFileEntry> = Vec::new();
+    let mut found_by = FoundBy::DebugId;
+    if let Some(id) = m.debug_id {
+        let manifests = state
+            .index
+            .by_debug_id(project, &id)
+            .await
+            .map_err(store_err)?;
+        for manifest in manifests.iter().rev() {
+            candidates.extend(
+                manifest
+                    .debug_files
+                    .iter()
+                    .filter(|d| d.debug_id == Some(id))
+                    .cloned(),
+            );
+        }
+    }
+    if candidates.iter().all(|c| rank(c) == 0) {
+        if let Some(code_id) = &m.code_id {
+            let manifests = state
+                .index
+                .by_code_id(project, code_id)
+                .await
+                .map_err(store_err)?;
+            let before = candidates.len();
+            for manifest in manifests.iter().rev() {
+                candidates.extend(
+                    manifest
+                        .debug_files
+                        .iter()
+                        .filter(|d| d.code_id.as_ref() == Some(code_id))
+                        .cloned(),
+                );
+            }
+            if candidates.len() > before {
+                found_by = FoundBy::CodeId;
+            }
+        }
+    }
+    Ok((candidates, found_by))
+}
+
+pub(super) fn describe_ids(m: &Module) -> String {
     match (&m.debug_id, &m.code_id) {
         (Some(d), Some(c)) => format!("debug ID {d} or code ID {c}"),
         (Some(d), None) => format!("debug ID {d}"),
