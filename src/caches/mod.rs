@@ -292,6 +292,8 @@ fn cache_kind(key: &str) -> &'static str {
         "sourcemap"
     } else if key.starts_with("native") {
         "symcache"
+    } else if key.starts_with("cfi") {
+        "cfi"
     } else {
         "other"
     }

@@ -345,7 +345,7 @@ impl SymbolProvider for Provider<'_> {
         walker: &mut (dyn FrameWalker + Send),
     ) -> Option<()> {
         let cfi = self.modules.get(&module.base_address())?.cfi.as_ref()?;
-        cfi.symbols().walk_frame(module, walker)
+        cfi.symbols()?.walk_frame(module, walker)
     }
 
     async fn get_file_path(

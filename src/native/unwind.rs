@@ -53,7 +53,8 @@ fn build_cfi_unguarded(data: &[u8], object_index: usize) -> Result<Vec<u8>, Nati
 
 /// A parsed CFI cache, ready to unwind frames of its module.
 pub struct CfiFile {
-    symbols: SymbolFile,
+    /// `None` when the file had no unwind rules (breakpad-symbols rejects an empty file).
+    symbols: Option<SymbolFile>,
     records: usize,
 }
 
@@ -64,13 +65,21 @@ impl CfiFile {
         let records = bytes
             .strip_prefix(header.as_bytes())
             .ok_or_else(|| NativeError::InvalidCache("not a CFI cache of this version".into()))?;
-        let symbols = SymbolFile::from_bytes(records)
-            .map_err(|e| NativeError::InvalidCache(format!("CFI records: {e}")))?;
-        let records = records
+        let count = records
             .split(|&b| b == b'\n')
             .filter(|line| line.starts_with(b"STACK CFI INIT ") || line.starts_with(b"STACK WIN "))
             .count();
-        Ok(CfiFile { symbols, records })
+        let symbols = match count {
+            0 => None,
+            _ => Some(
+                SymbolFile::from_bytes(records)
+                    .map_err(|e| NativeError::InvalidCache(format!("CFI records: {e}")))?,
+            ),
+        };
+        Ok(CfiFile {
+            symbols,
+            records: count,
+        })
     }
 
     /// Number of functions with unwind rules (0: the file carried no CFI).
@@ -78,7 +87,7 @@ impl CfiFile {
         self.records
     }
 
-    pub(crate) fn symbols(&self) -> &SymbolFile {
-        &self.symbols
+    pub(crate) fn symbols(&self) -> Option<&SymbolFile> {
+        self.symbols.as_ref()
     }
 }

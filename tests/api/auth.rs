@@ -43,7 +43,7 @@ fn concrete(template: &str, project: &str) -> String {
         .replace("{org}", "acme")
         .replace("{id}", "abc")
         .replace("{debug_id}", "339d67d0-6e29-287b-2408-1344f4ea7744");
-    if uri == "/symbolicate-js" || uri == "/symbolicate" {
+    if uri == "/symbolicate-js" || uri == "/symbolicate" || uri == "/minidump" {
         uri.push_str(&format!("?scope={project}"));
     }
     uri

@@ -12,6 +12,7 @@ mod isolation;
 mod js;
 mod js_answers;
 mod limits;
+mod minidump;
 mod native;
 mod ops;
 mod readme;

@@ -13,6 +13,7 @@ mod detect;
 mod lookups;
 mod oracle;
 mod robustness;
+mod unwind;
 
 use std::path::{Path, PathBuf};
 

@@ -404,7 +404,8 @@ impl ModuleFailure {
 }
 
 /// After an upload: resolve each uploaded debug ID as a request would, which builds the
-/// SymCache the next request needs (with the same key: companions, split units and all).
+/// SymCache the next request needs (with the same key: companions, split units and all),
+/// and the CFI cache a minidump needs.
 pub async fn prewarm(state: &App, manifest: &UploadManifest) {
     let mut seen = std::collections::HashSet::new();
     for d in &manifest.debug_files {
@@ -432,5 +433,9 @@ pub async fn prewarm(state: &App, manifest: &UploadManifest) {
             arch: d.arch.clone(),
         };
         let _ = resolve_module(state, &manifest.project, &module).await;
+        // And the CFI a minidump of this module would unwind with.
+        if d.features.unwind {
+            let _ = super::unwind::resolve_unwind(state, &manifest.project, &module).await;
+        }
     }
 }

@@ -94,7 +94,7 @@ async fn resolve(
     }
     // Best first; ties: newest first (the list is newest first; the sort is stable).
     files.sort_by_key(|f| std::cmp::Reverse(unwind_rank(f)));
-    let Some(best) = files.iter().find(|f| unwind_rank(f) > 0).cloned() else {
+    if !files.iter().any(|f| unwind_rank(f) > 0) {
         let names: Vec<String> = files
             .iter()
             .map(|f| format!("{} ({})", f.name, f.format.as_str()))
@@ -108,7 +108,33 @@ async fn resolve(
                 names.join(", ")
             ),
         });
-    };
+    }
+    // A file can claim unwind information and hold none (a `.debug` file's `.eh_frame` is
+    // an empty copy): try the next one, and say which were tried.
+    let mut tried = Vec::new();
+    for file in files.iter().filter(|f| unwind_rank(f) > 0) {
+        let cfi = cfi_of(state, file, &ids).await?;
+        if cfi.ranges() > 0 {
+            return Ok((cfi, file.clone()));
+        }
+        tried.push(format!("{} ({})", file.name, file.format.as_str()));
+    }
+    Err(ModuleFailure {
+        status: ModuleStatus::Missing,
+        diagnostic: format!(
+            "the files uploaded for {ids} that claim unwind information have no unwind rules: \
+             {}; upload the executable (its .eh_frame is kept by strip)",
+            tried.join(", ")
+        ),
+    })
+}
+
+/// The parsed CFI cache of one file, built on first use.
+async fn cfi_of(
+    state: &App,
+    best: &DebugFileEntry,
+    ids: &str,
+) -> Result<Arc<CfiFile>, ModuleFailure> {
     let key = format!(
         "cfi/v{}/{}-{}",
         crate::native::CFI_FORMAT_VERSION,
@@ -160,7 +186,7 @@ async fn resolve(
         })
         .await;
     match parsed.as_deref() {
-        Some(Ok(cfi)) => Ok((cfi.clone(), best)),
+        Some(Ok(cfi)) => Ok(cfi.clone()),
         Some(Err(e)) => Err(ModuleFailure {
             status: ModuleStatus::Malformed,
             diagnostic: format!("CFI cache of {} unreadable: {e}", best.name),

@@ -1,0 +1,60 @@
+//! CFI caches from every container format, and minidump reading on bad input.
+
+use super::*;
+
+fn cfi_of(file: &str) -> CfiFile {
+    let bytes = build_cfi(&read(file), 0).unwrap_or_else(|e| panic!("{file}: {e}"));
+    CfiFile::parse(&bytes).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+#[test]
+fn every_container_with_unwind_information_gives_cfi_records() {
+    // ELF .eh_frame (also what strip keeps) and Breakpad STACK CFI records: the 12
+    // functions of app.c and util.c (`readelf --debug-dump=frames` lists 12 FDEs).
+    for file in ["out/c_dwarf5", "out/c_stripped_all", "out/c_dwarf5.sym"] {
+        assert_eq!(cfi_of(file).ranges(), 12, "{file}");
+    }
+    // The Mach-O and PE fixtures are freestanding, built without unwind tables: a valid,
+    // empty CFI cache (frames there fall back to frame pointers and scanning).
+    for file in ["out/c_macho", "out/c_pe.exe", "out/c_pe.pdb"] {
+        assert_eq!(cfi_of(file).ranges(), 0, "{file}");
+    }
+}
+
+#[test]
+fn a_separate_debug_file_has_no_eh_frame_of_its_own() {
+    // objcopy --only-keep-debug leaves .eh_frame as NOBITS: the unwind rules are in the
+    // stripped executable, which is why the service ranks executables first for CFI.
+    assert_eq!(cfi_of("out/c_dwarf5.debug").ranges(), 0);
+    assert_eq!(cfi_of("out/c_stripped_all").ranges(), 12);
+}
+
+#[test]
+fn a_cache_of_another_version_or_garbage_is_rejected() {
+    let mut bytes = build_cfi(&read("out/c_dwarf5"), 0).unwrap();
+    assert!(CfiFile::parse(&bytes[1..]).is_err());
+    bytes.splice(0..12, b"SOMETHING-EL".iter().copied());
+    assert!(CfiFile::parse(&bytes).is_err());
+    assert!(CfiFile::parse(b"").is_err());
+}
+
+#[test]
+fn cfi_of_garbage_and_truncated_files_is_an_error_not_a_panic() {
+    let elf = read("out/c_dwarf5");
+    for cut in [0, 4, 64, 1000, elf.len() / 2] {
+        let _ = build_cfi(&elf[..cut], 0);
+    }
+    assert!(build_cfi(b"not an object file at all", 0).is_err());
+    assert!(matches!(
+        build_cfi(&elf, 3),
+        Err(NativeError::ObjectIndex { index: 3, .. })
+    ));
+}
+
+#[test]
+fn garbage_and_truncated_minidumps_are_errors() {
+    assert!(read_modules(b"").is_err());
+    assert!(read_modules(b"MDMP").is_err());
+    assert!(read_modules(&[0u8; 4096]).is_err());
+    assert!(walk(b"garbage", &Default::default()).is_err());
+}
