@@ -44,8 +44,33 @@ async fn symbolicate(app: &TestApp, name: &str) -> Value {
     .json()
 }
 
-/// `ns::Type::f(int) const` → `ns::Type::f`; Rust hashes dropped.
+/// `ns::Type::f(int) const` → `ns::Type::f`; Rust hashes dropped. Rust names are compared
+/// in one spelling: gdb prints DWARF's path names (`{closure#0}`, `{impl#23}::call_once`),
+/// we print demangled symbol names (`{{closure}}`, `<… as FnOnce>::call_once`,
+/// `call_once{{vtable.shim}}`); both name the same function.
 fn fname(s: &str) -> String {
+    let mut name = String::new();
+    let mut rest = s.trim();
+    // `{closure#N}` → `{{closure}}`
+    while let Some(i) = rest.find("{closure#") {
+        name.push_str(&rest[..i]);
+        name.push_str("{{closure}}");
+        rest = rest[i..].split_once('}').map(|(_, r)| r).unwrap_or("");
+    }
+    name.push_str(rest);
+    let name = name.replace("{{vtable.shim}}", "");
+    let name = match name.rfind("{impl#") {
+        Some(i) => name[i..]
+            .split_once("}::")
+            .map(|(_, r)| r.to_owned())
+            .unwrap_or(name.clone()),
+        None => name,
+    };
+    let out = plain(&name);
+    out.strip_prefix("::").map(str::to_owned).unwrap_or(out)
+}
+
+fn plain(s: &str) -> String {
     let mut out = String::new();
     let mut depth = 0i32;
     for c in s.trim().chars() {
@@ -70,14 +95,14 @@ fn base(path: &str) -> &str {
 /// A frame as compared: (function, file name, line, inlined).
 type Frame = (String, String, u64, bool);
 
-/// gdb's frames of one thread that are in the program's own code (libc frames, where gdb
-/// has no source, are not part of the comparison).
+/// gdb's frames of one thread in the program's own module that have a source line (libc and
+/// libstdc++ frames, and symbol-only frames, are not part of the comparison).
 fn gdb_frames(thread: &Value) -> Vec<Frame> {
     thread["frames"]
         .as_array()
         .expect("frames")
         .iter()
-        .filter(|f| f["file"].as_str().is_some_and(|p| p.contains("src/")))
+        .filter(|f| f["module"] == "main" && f["file"].is_string() && f["line"].is_u64())
         .map(|f| {
             (
                 fname(f["function"].as_str().unwrap_or("")),
@@ -89,14 +114,16 @@ fn gdb_frames(thread: &Value) -> Vec<Frame> {
         .collect()
 }
 
-/// Our frames of one thread, in the program's own code; a frame is inlined when the next
-/// frame comes from the same walked frame (`original_index`).
-fn our_frames(thread: &Value) -> Vec<Frame> {
+/// Our frames of one thread in the program's own module that have a source line; a frame
+/// is inlined when the next frame comes from the same walked frame (`original_index`).
+fn our_frames(thread: &Value, program: &str) -> Vec<Frame> {
     let frames = thread["frames"].as_array().expect("frames");
     frames
         .iter()
         .enumerate()
-        .filter(|(_, f)| f["abs_path"].as_str().is_some_and(|p| p.contains("src/")))
+        .filter(|(_, f)| {
+            f["package"].as_str().is_some_and(|p| base(p) == program) && f["lineno"].is_u64()
+        })
         .map(|(i, f)| {
             let inlined = frames
                 .get(i + 1)
@@ -113,21 +140,38 @@ fn our_frames(thread: &Value) -> Vec<Frame> {
 
 /// Compares every thread gdb saw with ours (matched by their innermost own function).
 /// Returns (frames matched, frames expected, misses).
-fn compare(ours: &Value, gdb: &Value) -> (usize, usize, Vec<String>) {
+fn compare(ours: &Value, gdb: &Value, program: &str) -> (usize, usize, Vec<String>) {
     let mut matched = 0;
     let mut total = 0;
     let mut misses = Vec::new();
     let threads = ours["stacktraces"].as_array().expect("stacktraces");
-    for (ti, g) in gdb["threads"].as_array().expect("threads").iter().enumerate() {
+    let mut used = vec![false; threads.len()];
+    for (ti, g) in gdb["threads"]
+        .as_array()
+        .expect("threads")
+        .iter()
+        .enumerate()
+    {
         let expected = gdb_frames(g);
         if expected.is_empty() {
             continue;
         }
         total += expected.len();
-        let Some(t) = threads
-            .iter()
-            .find(|t| our_frames(t).first().map(|f| &f.0) == Some(&expected[0].0))
-        else {
+        // The thread of ours that agrees with this one of gdb's on most frames (workers of
+        // one kind share their innermost frames), each used once.
+        let best = (0..threads.len())
+            .filter(|&i| !used[i])
+            .map(|i| {
+                let got = our_frames(&threads[i], program);
+                let same = expected.iter().filter(|e| got.contains(e)).count();
+                (same, i)
+            })
+            .max()
+            .filter(|&(same, _)| same > 0);
+        let Some(t) = best.map(|(_, i)| {
+            used[i] = true;
+            &threads[i]
+        }) else {
             misses.push(format!(
                 "gdb thread {ti} ({}): no thread of ours starts there",
                 expected[0].0
@@ -137,7 +181,22 @@ fn compare(ours: &Value, gdb: &Value) -> (usize, usize, Vec<String>) {
         if g["crashed"] == true {
             assert_eq!(t["is_requesting"], true, "the crashed thread is marked");
         }
-        let got = our_frames(t);
+        let mut got = our_frames(t, program);
+        // gdb hides an inlined frame whose range starts exactly at the pc (Rust's
+        // `core::ptr::write_volatile`, one store); binutils addr2line, recorded beside
+        // the oracle, shows it: it must be that frame, and only it, that gdb lacks.
+        if got.first().map(|f| &f.0) != Some(&expected[0].0) {
+            let hidden = &gdb["addr2line_crash_pc"]["frames"][0];
+            assert_eq!(
+                got.first().map(|f| (f.0.clone(), f.2)),
+                Some((
+                    fname(hidden["function"].as_str().unwrap_or("?")),
+                    hidden["line"].as_u64().unwrap_or(0)
+                )),
+                "our innermost frame is neither gdb's nor addr2line's"
+            );
+            got.remove(0);
+        }
         for (i, e) in expected.iter().enumerate() {
             if got.get(i) == Some(e) {
                 matched += 1;
@@ -154,7 +213,7 @@ fn compare(ours: &Value, gdb: &Value) -> (usize, usize, Vec<String>) {
 
 async fn assert_matches_gdb(app: &TestApp, dump_name: &str, oracle_name: &str) -> Value {
     let ours = symbolicate(app, dump_name).await;
-    let (m, t, misses) = compare(&ours, &oracle(oracle_name));
+    let (m, t, misses) = compare(&ours, &oracle(oracle_name), dump_name);
     println!("{dump_name}: {m}/{t} frames as gdb");
     assert!(t >= 8, "{dump_name}: the oracle has too few frames ({t})");
     assert_eq!(m, t, "{dump_name}: {m}/{t}\n{}", misses.join("\n"));
@@ -184,11 +243,16 @@ async fn c_crash_walks_with_cfi_and_matches_gdb() {
     assert_eq!(v["crash_address"], "0x0");
     assert_eq!(v["system_info"]["cpu_arch"], "x86_64");
     assert_eq!(v["system_info"]["os_name"], "Linux");
-    // Every frame of the crashed thread in our code was found by the context or CFI.
+    // Every frame of the crashed thread in the program's source was found by the context or
+    // CFI (above main, libc was not uploaded: `_start` is found by scanning).
     let t = crashed(&v);
     let frames = t["frames"].as_array().unwrap();
     assert_eq!(frames[0]["trust"], "context");
-    for f in frames.iter().filter(|f| f["status"] == "symbolicated") {
+    for f in frames.iter().filter(|f| {
+        f["filename"]
+            .as_str()
+            .is_some_and(|n| n.ends_with("c_crash.c"))
+    }) {
         assert!(
             f["trust"] == "context" || f["trust"] == "cfi",
             "frame {f} of our code should be found with CFI"
@@ -221,7 +285,12 @@ async fn a_stripped_executable_unwinds_with_its_eh_frame_and_symbolicates_with_i
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["code_file"].as_str().unwrap().ends_with("/c_crash_stripped"))
+        .find(|m| {
+            m["code_file"]
+                .as_str()
+                .unwrap()
+                .ends_with("/c_crash_stripped")
+        })
         .expect("the program is a module");
     assert_eq!(module["debug_status"], "found");
     assert_eq!(module["unwind_status"], "found");
@@ -240,7 +309,12 @@ async fn a_stripped_executable_unwinds_with_its_eh_frame_and_symbolicates_with_i
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["code_file"].as_str().unwrap().ends_with("/c_crash_stripped"))
+        .find(|m| {
+            m["code_file"]
+                .as_str()
+                .unwrap()
+                .ends_with("/c_crash_stripped")
+        })
         .unwrap();
     assert_eq!(module["debug_status"], "found");
     assert_eq!(module["unwind_status"], "missing");
@@ -311,7 +385,12 @@ async fn garbage_truncated_missing_and_oversize_dumps_are_4xx_with_a_code() {
         ("no directory", real[..100].to_vec()),
     ] {
         let r = post_dump(&app, uri, &bytes).await;
-        assert_eq!(r.status, 400, "{what}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            400,
+            "{what}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
         assert_eq!(r.error_code(), "minidump_invalid", "{what}");
     }
     // Cut anywhere else: a clear 4xx or an answer from what is left, never a 5xx.
@@ -326,11 +405,7 @@ async fn garbage_truncated_missing_and_oversize_dumps_are_4xx_with_a_code() {
         );
     }
     let r = app
-        .send(
-            Multipart::new()
-                .text("product", "x")
-                .request(uri, None),
-        )
+        .send(Multipart::new().text("product", "x").request(uri, None))
         .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.error_code(), "minidump_missing");
