@@ -8,7 +8,8 @@
 //! The runnable blocks run in README order, each as one bash script (`set -euo pipefail`),
 //! against one real server on a loopback socket (no tokens, as `tracemap serve` on loopback
 //! starts), in one temporary working directory holding what the examples name: `dist/`
-//! (fixtures/js/out/esbuild), `build/` (fixtures/native/out/c_dwarf5 and its `.debug`) and
+//! (fixtures/js/out/esbuild), `build/` (fixtures/native/out/c_dwarf5 and its `.debug`), `crash/`
+//! (fixtures/minidump/out/c_crash and its dump) and
 //! `event.json` (a JavaScript symbolicate request). `http://127.0.0.1:7878` becomes the
 //! server's address; `curl` and `tracemap` are shell functions that record each call (exit
 //! code, HTTP status, headers, body) and run the real curl and the built binary.
@@ -364,6 +365,8 @@ fn workdir() -> tempfile::TempDir {
     );
     copy("native/out/c_dwarf5", &d.join("build/c_dwarf5"));
     copy("native/out/c_dwarf5.debug", &d.join("build/c_dwarf5.debug"));
+    copy("minidump/out/c_crash", &d.join("crash/c_crash"));
+    copy("minidump/out/c_crash.dmp", &d.join("crash/c_crash.dmp"));
     let event = serde_json::json!({
         "release": "web@1.4.2", "dist": "prod",
         "stacktraces": [{"frames": [

@@ -236,10 +236,10 @@ fn why_not_cfi(
                      or its rule gave no valid caller",
                     callee.map(|c| c.address).unwrap_or_default()
                 ),
-                Some((status, diagnostic)) => format!(
-                    "{how}: no CFI for the callee's module {name} (unwind_status {}: {})",
+                Some((status, _)) => format!(
+                    "{how}: no CFI for the callee's module {name} (unwind_status {}; its \
+                     entry in `modules` says what was looked up)",
                     status.as_str(),
-                    diagnostic.unwrap_or_default()
                 ),
                 None => format!("{how}: no CFI for the callee's module {name}"),
             }
