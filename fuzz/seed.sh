@@ -55,6 +55,18 @@ put("debug_file", "c_pe.pdb+exe", joined("c_pe.pdb", "c_pe.exe"))
 put("debug_file", "c_dwarf5.debug+exe", joined("c_dwarf5.debug", "c_dwarf5"))
 put("debug_file", "c_dwarf5.sym+exe", joined("c_dwarf5.sym", "c_dwarf5"))
 
+# minidump: mode byte 0 + a dump (walked with fixture CFI), mode byte 1 + a debug file
+# (its CFI unwinds the fixture dump).
+for p in sorted((FX / "minidump/out").iterdir()):
+    if not small(p):
+        continue
+    if p.suffix == ".dmp":
+        put("minidump", p.name, b"\0" + p.read_bytes())
+    else:
+        put("minidump", p.name, b"\1" + p.read_bytes())
+for p in sorted((FX / "native/out").glob("*.sym")):
+    put("minidump", "native-" + p.name, b"\1" + p.read_bytes())
+
 
 # zip_bundle: bundles (manifest.json), plain zips, debug-file zips; bare and behind SYSB.
 def zip_of(entries, prefix=b"", method=zipfile.ZIP_DEFLATED):

@@ -42,7 +42,7 @@ pub struct AppInner {
     pub validators: Semaphore,
     /// Bounds minidumps being read and walked at once (CPU work on the blocking pool):
     /// `cache.build_workers`.
-    pub walkers: Semaphore,
+    pub walkers: Arc<Semaphore>,
     /// JS artifact resolutions by (project, generation, release, dist, debug ID, URL):
     /// positive and negative, dropped by the project's next upload or after `index_ttl`.
     pub js_resolutions: moka::future::Cache<String, Arc<symbolicate::js::Resolution>>,
@@ -104,7 +104,7 @@ impl App {
         App(Arc::new(AppInner {
             auth: Auth::new(&config.auth),
             validators: Semaphore::new(config.cache.build_workers.max(1)),
-            walkers: Semaphore::new(config.cache.build_workers.max(1)),
+            walkers: Arc::new(Semaphore::new(config.cache.build_workers.max(1))),
             slots: GroupSlots::new(&config),
             // Keys hold client-chosen strings (URLs) of any length: both caches are weighed
             // in bytes, within the memory budget, not counted in entries.

@@ -269,6 +269,14 @@ async fn c_crash_walks_with_cfi_and_matches_gdb() {
 }
 
 #[tokio::test]
+async fn twenty_threads_match_gdb() {
+    let app = TestApp::new();
+    upload(&app, &["c_threads20"]).await;
+    let v = assert_matches_gdb(&app, "c_threads20", "c_threads20").await;
+    assert_eq!(v["stacktraces"].as_array().unwrap().len(), 20);
+}
+
+#[tokio::test]
 async fn cpp_and_rust_crashes_match_gdb() {
     let app = TestApp::new();
     upload(&app, &["cpp_crash", "rust_crash"]).await;

@@ -260,18 +260,23 @@ fn invalid(e: crate::native::MinidumpError) -> ApiError {
     ApiError::new(ErrorCode::MinidumpInvalid, e.to_string())
 }
 
-/// Runs CPU work on the blocking pool, at most `cache.build_workers` at once.
+/// Runs CPU work on the blocking pool, at most `cache.build_workers` at once. The permit
+/// goes with the work: a request that times out does not free it while its walk still runs.
 async fn walk_blocking<T, F>(state: &App, work: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, ApiError> + Send + 'static,
 {
-    let _permit = state
+    let permit = state
         .walkers
-        .acquire()
+        .clone()
+        .acquire_owned()
         .await
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("stack walk failed: {e}")))?
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorCode::Internal, format!("stack walk failed: {e}")))?
 }
