@@ -140,8 +140,17 @@ pub async fn shutdown_signal() {
 
 pub fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("TRACEMAP_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+    let spec = std::env::var("TRACEMAP_LOG").unwrap_or_else(|_| "info,tower_http=warn".into());
+    // rust-minidump logs every oddity of a dump as a warning (per thread, per request): a
+    // dump is client input, and what matters about it is in the response. Its crates log
+    // errors only, unless TRACEMAP_LOG names them.
+    let spec = if spec.contains("minidump") || spec.contains("breakpad") {
+        spec
+    } else {
+        format!("{spec},minidump=error,minidump_processor=error,minidump_unwind=error,breakpad_symbols=error")
+    };
+    let filter =
+        EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
     // Colours only on a terminal: log files and collectors get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
