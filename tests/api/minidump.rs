@@ -452,3 +452,52 @@ async fn warm_processing_reads_no_debug_file() {
     let second = symbolicate(&app, "c_crash").await;
     assert_eq!(first["stacktraces"], second["stacktraces"]);
 }
+
+/// arm64: a real aarch64 binary (clang), and a minidump whose thread state was constructed
+/// from that binary's code and `.eh_frame` (fixtures/minidump/tools/arm64_dump.py: no arm64
+/// machine here to crash on). Each frame's expected address and trust is known by
+/// construction, its function, file and line come from `llvm-symbolizer --inlining`; the
+/// dump only unwinds past the frame-pointer frame with CFI (without it rust-minidump skips
+/// two frames).
+#[tokio::test]
+async fn arm64_walks_with_cfi_and_matches_llvm_symbolizer() {
+    let app = TestApp::new();
+    upload(&app, &["arm64_chain"]).await;
+    let v = symbolicate(&app, "arm64_chain").await;
+    let o = oracle("arm64_chain");
+    assert_eq!(v["system_info"]["cpu_arch"], "arm64");
+    assert!(v["crash_reason"].as_str().unwrap().starts_with("SIGSEGV"));
+    let t = crashed(&v);
+    assert_eq!(t["thread_id"], o["crashed_tid"]);
+    let ours: Vec<&Value> = t["frames"].as_array().unwrap().iter().collect();
+    let mut expected = Vec::new();
+    for f in o["frames"].as_array().unwrap() {
+        for s in f["symbolizer"].as_array().unwrap() {
+            expected.push((
+                f["index"].as_u64().unwrap(),
+                f["address"].as_str().unwrap().to_owned(),
+                f["trust"].as_str().unwrap().to_owned(),
+                s["function"].as_str().unwrap().to_owned(),
+                s["line"].as_u64().unwrap(),
+            ));
+        }
+    }
+    let got: Vec<_> = ours
+        .iter()
+        .map(|f| {
+            (
+                f["original_index"].as_u64().unwrap(),
+                f["instruction_addr"].as_str().unwrap().to_owned(),
+                f["trust"].as_str().unwrap_or("").to_owned(),
+                f["function"].as_str().unwrap_or("").to_owned(),
+                f["lineno"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        expected,
+        "{}",
+        serde_json::to_string_pretty(t).unwrap()
+    );
+}
