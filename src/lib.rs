@@ -7,7 +7,8 @@
 //!   [`sentry`]: the sentry-cli compatible endpoints.
 //! - [`auth`], [`config`], [`error`], [`metrics`]: the service's plumbing.
 //! - [`ingest`]: receiving and validating uploads; [`store`]: durable, immutable storage over
-//!   `object_store`; [`index`]: in-memory release and debug-ID views of the store.
+//!   `object_store`; [`index`]: in-memory release and debug-ID views of the store;
+//!   [`sources`]: external symbol sources (debuginfod, symbol servers, buckets).
 //! - [`caches`]: derived lookup caches on disk and in memory; [`symbolicate`]: resolving a
 //!   request's frames against the index and caches; [`wire`]: request/response types.
 //! - [`js`], [`native`]: pure lookups (no I/O) over source maps and debug files.
@@ -29,6 +30,7 @@ pub mod kinds;
 pub mod metrics;
 pub mod native;
 pub mod server;
+pub mod sources;
 pub mod store;
 pub mod types;
 pub mod wire;

@@ -396,6 +396,34 @@ pub struct NativeModuleOut {
     pub unwind_diagnostic: Option<String>,
 }
 
+/// One location a symbol source was asked for a module, and its answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceCandidate {
+    /// The source's `id`.
+    pub source: String,
+    /// The URL or bucket key.
+    pub location: String,
+    pub status: DownloadStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DownloadStatus {
+    /// Downloaded and the right file.
+    Ok,
+    NotFound,
+    Timeout,
+    TooLarge,
+    /// Downloaded, but not a debug file of this module (wrong ID, unreadable).
+    Invalid,
+    /// Refused (a forbidden address), 5xx, connection errors.
+    Error,
+    /// Still downloading when the request had to answer; the next request may have it.
+    Pending,
+}
+
 /// The answer for a minidump: every thread walked and symbolicated.
 #[derive(Debug, Clone, Serialize)]
 pub struct MinidumpResponse {

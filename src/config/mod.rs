@@ -38,6 +38,9 @@ pub struct Config {
     pub cache: CacheConfig,
     pub limits: Limits,
     pub auth: AuthConfig,
+    /// External symbol sources, tried in order after the project's own uploads.
+    pub sources: Vec<SourceConfig>,
+    pub fetching: FetchingConfig,
 }
 
 impl Default for Config {
@@ -51,6 +54,8 @@ impl Default for Config {
             cache: CacheConfig::default(),
             limits: Limits::default(),
             auth: AuthConfig::default(),
+            sources: Vec::new(),
+            fetching: FetchingConfig::default(),
         }
     }
 }
@@ -405,6 +410,18 @@ impl Config {
                 return invalid(format!("public_url {url:?} is not a URL"));
             }
         }
+        let mut ids = std::collections::HashSet::new();
+        for source in &self.sources {
+            if let Some(problem) = source.problem() {
+                return invalid(problem);
+            }
+            if !ids.insert(source.id.as_str()) {
+                return invalid(format!("source id {:?} is configured twice", source.id));
+            }
+        }
+        if self.fetching.max_concurrent_downloads == 0 {
+            return invalid("fetching.max_concurrent_downloads must be at least 1".into());
+        }
         Ok(())
     }
 
@@ -517,6 +534,11 @@ fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         Raw::Str(s) => parse_bytes(&s).map_err(serde::de::Error::custom),
     }
 }
+
+mod sources;
+pub use sources::{
+    Casing, FetchingConfig, Layout, SourceConfig, SourceFilters, SourceType, FILETYPES,
+};
 
 #[cfg(test)]
 mod tests;

@@ -25,7 +25,7 @@ const LAYERS: &[(usize, &[&str])] = &[
         ],
     ),
     (1, &["js", "native"]),
-    (2, &["store", "index", "ingest"]),
+    (2, &["store", "index", "ingest", "sources"]),
     (3, &["caches"]),
     (4, &["app"]),
     (5, &["http"]),
