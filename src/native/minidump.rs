@@ -143,7 +143,89 @@ pub struct Walked {
 }
 
 fn open(bytes: &[u8]) -> Result<Minidump<'_, &[u8]>, MinidumpError> {
-    Minidump::read(bytes).map_err(|e| MinidumpError(format!("not a readable minidump: {e}")))
+    let dump = Minidump::read(bytes)
+        .map_err(|e| MinidumpError(format!("not a readable minidump: {e}")))?;
+    precheck(bytes)?;
+    Ok(dump)
+}
+
+/// Rejects counts rust-minidump would reserve memory for before reading what they count
+/// (found by fuzzing: a handle data stream with 0-byte descriptors passes its bounds check
+/// with any count, and 2^32 descriptors reserve hundreds of GiB: the allocation fails and
+/// the process aborts; Crashpad's lists are bounded only by the whole dump's size).
+fn precheck(bytes: &[u8]) -> Result<(), MinidumpError> {
+    let u32_at = |at: usize| -> Option<u32> {
+        bytes
+            .get(at..at.checked_add(4)?)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let bad = |m: String| Err(MinidumpError(m));
+    let (Some(count), Some(dir)) = (u32_at(8), u32_at(12)) else {
+        return bad("the minidump header is truncated".into());
+    };
+    for i in 0..count.min(1 << 16) as usize {
+        let entry = dir as usize + i * 12;
+        let (Some(kind), Some(size), Some(rva)) =
+            (u32_at(entry), u32_at(entry + 4), u32_at(entry + 8))
+        else {
+            break;
+        };
+        let (rva, size) = (rva as usize, size as usize);
+        match kind {
+            // HandleDataStream: size_of_header, size_of_descriptor, number_of_descriptors.
+            0xc => {
+                let (Some(header), Some(descriptor), Some(n)) =
+                    (u32_at(rva), u32_at(rva + 4), u32_at(rva + 8))
+                else {
+                    continue;
+                };
+                // MINIDUMP_HANDLE_DESCRIPTOR is 32 bytes (the _2 form 40).
+                let need = (n as u64) * u64::from(descriptor.max(1)) + u64::from(header);
+                if descriptor < 32 || need > size as u64 {
+                    return bad(format!(
+                        "the handle data stream declares {n} descriptors of {descriptor} bytes \
+                         in {size} bytes"
+                    ));
+                }
+            }
+            // Crashpad info: its module list and each module's list annotations.
+            0x4350_0001 => {
+                let (Some(list_size), Some(list_rva)) = (u32_at(rva + 44), u32_at(rva + 48)) else {
+                    continue;
+                };
+                let list = list_rva as usize;
+                let Some(links) = u32_at(list) else { continue };
+                if u64::from(links) * 12 + 4 > u64::from(list_size) {
+                    return bad(format!(
+                        "the Crashpad module list declares {links} entries in {list_size} bytes"
+                    ));
+                }
+                for l in 0..links as usize {
+                    let link = list + 4 + l * 12;
+                    let Some(info) = u32_at(link + 8) else { break };
+                    let info = info as usize;
+                    let (Some(ann_size), Some(ann_rva)) = (u32_at(info + 4), u32_at(info + 8))
+                    else {
+                        continue;
+                    };
+                    if ann_size == 0 {
+                        continue;
+                    }
+                    let Some(strings) = u32_at(ann_rva as usize) else {
+                        continue;
+                    };
+                    if u64::from(strings) * 4 + 4 > u64::from(ann_size) {
+                        return bad(format!(
+                            "a Crashpad annotation list declares {strings} strings in \
+                             {ann_size} bytes"
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Reads the module list and architecture of a dump.

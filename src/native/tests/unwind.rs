@@ -58,3 +58,55 @@ fn garbage_and_truncated_minidumps_are_errors() {
     assert!(read_modules(&[0u8; 4096]).is_err());
     assert!(walk(b"garbage", &Default::default()).is_err());
 }
+
+/// A minidump header and directory with one stream of `kind` holding `stream`.
+fn dump_with_stream(kind: u32, stream: &[u8]) -> Vec<u8> {
+    let mut d = Vec::new();
+    d.extend_from_slice(b"MDMP");
+    d.extend_from_slice(&0xa793u32.to_le_bytes()); // version
+    d.extend_from_slice(&1u32.to_le_bytes()); // stream count
+    d.extend_from_slice(&32u32.to_le_bytes()); // directory RVA
+    d.extend_from_slice(&[0u8; 16]); // checksum, time, flags
+    d.extend_from_slice(&kind.to_le_bytes());
+    d.extend_from_slice(&(stream.len() as u32).to_le_bytes());
+    d.extend_from_slice(&44u32.to_le_bytes());
+    d.extend_from_slice(stream);
+    d
+}
+
+/// Found by `fuzz/fuzz_targets/minidump.rs` (`fuzz/regressions/minidump-handle-descriptors-oom.bin`):
+/// a handle data stream of 2^32 - 1 descriptors of 0 bytes passes rust-minidump's bounds
+/// check (count × 0 fits anywhere), and it reserves room for all of them before reading:
+/// hundreds of GiB, so the allocation fails and the process aborts (no unwinding, no
+/// `catch_unwind`). Before the check this test aborted the test binary.
+#[test]
+fn a_handle_stream_of_zero_byte_descriptors_is_refused_not_allocated() {
+    let mut stream = Vec::new();
+    stream.extend_from_slice(&12u32.to_le_bytes()); // size_of_header
+    stream.extend_from_slice(&0u32.to_le_bytes()); // size_of_descriptor
+    stream.extend_from_slice(&u32::MAX.to_le_bytes()); // number_of_descriptors
+    let dump = dump_with_stream(0xc, &stream);
+    let e = walk(&dump, &Default::default()).unwrap_err();
+    assert!(e.to_string().contains("handle data stream"), "{e}");
+    assert!(read_modules(&dump).is_err());
+    // The fuzzer's own input (mode byte first).
+    let found = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fuzz/regressions/minidump-handle-descriptors-oom.bin"
+    ))
+    .unwrap();
+    assert!(walk(&found[1..], &Default::default()).is_err());
+}
+
+#[test]
+fn crashpad_lists_longer_than_their_bytes_are_refused() {
+    // MINIDUMP_CRASHPAD_INFO whose module list (at RVA 44 + 52) claims 2^30 links in 16 bytes.
+    let mut stream = vec![0u8; 52];
+    stream[44..48].copy_from_slice(&16u32.to_le_bytes());
+    stream[48..52].copy_from_slice(&(44u32 + 52).to_le_bytes());
+    stream.extend_from_slice(&(1u32 << 30).to_le_bytes());
+    stream.extend_from_slice(&[0u8; 12]);
+    let dump = dump_with_stream(0x4350_0001, &stream);
+    let e = walk(&dump, &Default::default()).unwrap_err();
+    assert!(e.to_string().contains("Crashpad module list"), "{e}");
+}
