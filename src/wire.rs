@@ -388,6 +388,10 @@ pub struct NativeModuleOut {
     pub module: NativeModule,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diagnostic: Option<String>,
+    /// Every location the symbol sources were asked for this module (nothing uploaded had
+    /// it), with each answer: "why is libc missing" answered per source.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<SourceCandidate>,
     /// Minidumps only: whether unwind information (CFI) was found for the module, and from
     /// which file, or what was looked up.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -397,7 +401,7 @@ pub struct NativeModuleOut {
 }
 
 /// One location a symbol source was asked for a module, and its answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SourceCandidate {
     /// The source's `id`.
     pub source: String,
@@ -408,7 +412,7 @@ pub struct SourceCandidate {
     pub details: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DownloadStatus {
     /// Downloaded and the right file.

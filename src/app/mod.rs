@@ -35,6 +35,8 @@ pub struct AppInner {
     pub index: Index,
     pub auth: Auth,
     pub caches: Caches,
+    /// External symbol sources for modules nobody uploaded.
+    pub sources: crate::sources::Sources,
     /// Requests in flight per route group, shared by every router built over this state.
     pub slots: GroupSlots,
     /// Bounds uploads being validated at once (parsing maps and debug files is CPU and
@@ -124,6 +126,7 @@ impl App {
                 )
                 .time_to_live(config.cache.index_ttl)
                 .build(),
+            sources: crate::sources::Sources::new(&config),
             store,
             index,
             caches,

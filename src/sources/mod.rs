@@ -74,6 +74,8 @@ enum Backend {
         store: Arc<dyn ObjectStore>,
         layout: Layout,
     },
+    /// Could not be set up (the reason); every lookup says so.
+    Broken(String),
 }
 
 /// A file a source had for a module, downloaded (and decompressed) to a local temp file.
@@ -91,13 +93,24 @@ pub struct Fetched {
 }
 
 impl Sources {
-    pub fn new(config: &Config) -> Result<Sources, String> {
+    /// The configured sources. One that cannot be set up (a bucket client that does not
+    /// build) stays in the list and answers every lookup with the reason.
+    pub fn new(config: &Config) -> Sources {
         let list = config
             .sources
             .iter()
-            .map(|c| Source::new(c, &config.fetching).map(Arc::new))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Sources {
+            .map(|c| {
+                Arc::new(Source::new(c, &config.fetching).unwrap_or_else(|e| {
+                    tracing::error!(source = %c.id, error = %e, "symbol source unusable");
+                    Source {
+                        id: c.id.clone(),
+                        config: c.clone(),
+                        backend: Backend::Broken(e),
+                    }
+                }))
+            })
+            .collect();
+        Sources {
             list,
             misses: moka::future::Cache::builder()
                 .max_capacity(100_000)
@@ -105,7 +118,7 @@ impl Sources {
                 .build(),
             downloads: Arc::new(Semaphore::new(config.fetching.max_concurrent_downloads)),
             fetching: config.fetching.clone(),
-        })
+        }
     }
 
     /// The sources a project uses, in order.
@@ -156,6 +169,15 @@ impl Sources {
             files: Vec::new(),
             attempts: Vec::new(),
         };
+        if let Err(e) = tokio::fs::create_dir_all(tmp).await {
+            fetched.attempts.push(SourceCandidate {
+                source: source.id.clone(),
+                location: tmp.display().to_string(),
+                status: DownloadStatus::Error,
+                details: Some(format!("cannot create the download directory: {e}")),
+            });
+            return fetched;
+        }
         for kind in [FileKind::Debug, FileKind::Breakpad, FileKind::Code] {
             if kind == FileKind::Breakpad && fetched.files.iter().any(|f| f.kind == FileKind::Debug)
             {
@@ -227,7 +249,7 @@ impl Sources {
             return match text.strip_prefix("PATH:") {
                 Some(target) if !target.starts_with("\\\\") && !target.contains("..") => {
                     let target = target.replace('\\', "/");
-                    let target = target.trim_start_matches('/').to_owned();
+                    let target = source.relative(target.trim_start_matches('/'));
                     let next = Box::pin(self.fetch_one(source, query, kind, &target, tmp)).await;
                     next.map_err(|mut c| {
                         c.details = Some(format!(
@@ -376,6 +398,7 @@ impl Source {
     fn layout(&self) -> Layout {
         match &self.backend {
             Backend::Http { layout, .. } | Backend::Bucket { layout, .. } => *layout,
+            Backend::Broken(_) => Layout::Native,
         }
     }
 
@@ -393,6 +416,7 @@ impl Source {
                 .flat_map(|b| paths.iter().filter_map(move |p| b.join(p).ok()))
                 .map(|u| u.to_string())
                 .collect(),
+            Backend::Broken(_) => paths.into_iter().take(1).collect(),
             Backend::Bucket { .. } => paths
                 .into_iter()
                 .map(|p| {
@@ -403,6 +427,19 @@ impl Source {
                     }
                 })
                 .collect(),
+        }
+    }
+
+    /// A path relative to the source's root as a location (what a `file.ptr` names).
+    fn relative(&self, path: &str) -> String {
+        match &self.backend {
+            Backend::Http { bases, .. } => bases
+                .first()
+                .and_then(|b| b.join(path).ok())
+                .map(|u| u.to_string())
+                .unwrap_or_else(|| path.to_owned()),
+            _ if self.config.prefix.is_empty() => path.to_owned(),
+            _ => format!("{}/{path}", self.config.prefix.trim_end_matches('/')),
         }
     }
 
@@ -419,6 +456,14 @@ impl Source {
             ),
             _ => location.to_owned(),
         }
+    }
+
+    /// Whether this source would be asked anything for this module (its filters let some
+    /// kind through, and its layout has a place for it).
+    pub fn asks(&self, query: &Query) -> bool {
+        [FileKind::Debug, FileKind::Breakpad, FileKind::Code]
+            .into_iter()
+            .any(|k| self.accepts(query, k) && !self.locations(query, k).is_empty())
     }
 
     /// Whether this source's filters let a lookup of `kind` of this module through.
@@ -487,6 +532,7 @@ impl Source {
                 }
                 net::write_stream(result.into_stream(), max, path).await
             }
+            Backend::Broken(why) => Err(net::Miss::Error(format!("source unusable: {why}"))),
         }
     }
 }

@@ -19,5 +19,6 @@ mod readme;
 mod s3;
 mod sentry_cli;
 mod sentry_protocol;
+mod sources;
 mod tidy;
 mod uploads;

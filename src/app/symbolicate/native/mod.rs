@@ -1,6 +1,7 @@
 //! Native frames: address → module (by image range) → debug file (by debug ID, else code ID)
 //! → SymCache lookup, with caller adjustment and inline expansion.
 
+mod external;
 mod minidump;
 mod resolve;
 mod unwind;
@@ -235,12 +236,17 @@ pub async fn symbolicate(
                     Ok(r) => (
                         ModuleStatus::Found,
                         r.features,
-                        (r.found_by == FoundBy::CodeId).then(|| {
-                            format!(
+                        match r.found_by {
+                            FoundBy::CodeId => Some(format!(
                                 "found by code ID; debug ID {} did not match",
                                 m.debug_id.map(|d| d.to_string()).unwrap_or_default()
-                            )
-                        }),
+                            )),
+                            FoundBy::Source => Some(format!(
+                                "not uploaded; found on a symbol source: {}",
+                                r.file.name
+                            )),
+                            FoundBy::DebugId => None,
+                        },
                     ),
                     Err(f) => (
                         f.status,
@@ -254,6 +260,10 @@ pub async fn symbolicate(
                 features,
                 module: m.wire,
                 diagnostic,
+                candidates: used
+                    .get(&m.index)
+                    .map(|r| r.candidates.clone())
+                    .unwrap_or_default(),
                 unwind_status: None,
                 unwind_diagnostic: None,
             }

@@ -6,15 +6,19 @@
 use std::sync::Arc;
 
 use crate::app::App;
-use crate::caches::{BuildError, Built, CacheBytes};
+use crate::caches::{BuildError, Built};
 use crate::kinds::{DebugFileFormat, ObjectKind};
 use crate::store::{DebugFileEntry, Store, UploadManifest};
 use crate::types::{ProjectId, Sha256};
-use crate::wire::{Addr, FrameStatus, ModuleFeatures, ModuleStatus, NativeModule};
+use crate::wire::{
+    Addr, DownloadStatus, FrameStatus, ModuleFeatures, ModuleStatus, NativeModule, SourceCandidate,
+};
 
 /// The debug file found for one module, or why none was.
 pub struct ModuleResolution {
     pub(super) outcome: Result<ResolvedModule, ModuleFailure>,
+    /// What the symbol sources were asked, and said (empty when the uploads served).
+    pub(super) candidates: Vec<SourceCandidate>,
 }
 
 impl ModuleResolution {
@@ -24,7 +28,11 @@ impl ModuleResolution {
             // The whole cache counts, mapped or not: a resolution keeps it alive.
             Ok(r) => r.cache.len() + r.file.name.len() + r.source_bundles.len() * 64,
             Err(f) => f.diagnostic.len(),
-        }
+        } + self
+            .candidates
+            .iter()
+            .map(|c| 64 + c.location.len())
+            .sum::<usize>()
     }
 }
 
@@ -34,10 +42,13 @@ pub(super) enum FoundBy {
     DebugId,
     /// The debug ID matched nothing; the code ID did.
     CodeId,
+    /// Nothing uploaded: a symbol source had it.
+    Source,
 }
 
 pub(super) struct ResolvedModule {
-    pub(super) cache: Arc<CacheBytes>,
+    /// The SymCache (a whole cache file, or the SymCache part of a source's answer).
+    pub(super) cache: Arc<dyn std::ops::Deref<Target = [u8]> + Send + Sync>,
     pub(super) file: DebugFileEntry,
     pub(super) features: ModuleFeatures,
     /// Source bundles uploaded for the same debug ID, newest first.
@@ -244,14 +255,88 @@ pub(super) async fn resolve_module(
     if let Some(r) = state.native_resolutions.get(&key).await {
         return r;
     }
-    let r = Arc::new(ModuleResolution {
-        outcome: resolve_module_uncached(state, project, m).await,
-    });
-    state.native_resolutions.insert(key, r.clone()).await;
+    let r = Arc::new(resolve_module_uncached(state, project, m).await);
+    // A download still running is not an answer to keep: the next request asks again.
+    if !r
+        .candidates
+        .iter()
+        .any(|c| c.status == DownloadStatus::Pending)
+    {
+        state.native_resolutions.insert(key, r.clone()).await;
+    }
     r
 }
 
-async fn resolve_module_uncached(
+async fn resolve_module_uncached(state: &App, project: &ProjectId, m: &Module) -> ModuleResolution {
+    match from_uploads(state, project, m).await {
+        Err(f) if f.status == ModuleStatus::Missing => {
+            let (found, said) = super::external::find(state, project, m).await;
+            let outcome = match found {
+                Some(ext) => Ok(from_source(&ext, m)),
+                None if said.is_empty() => Err(f),
+                None => Err(ModuleFailure {
+                    status: if said.iter().all(|c| c.status == DownloadStatus::NotFound) {
+                        ModuleStatus::Missing
+                    } else {
+                        ModuleStatus::FetchingFailed
+                    },
+                    diagnostic: format!(
+                        "{}; symbol sources: {}",
+                        f.diagnostic,
+                        super::external::summary(&said)
+                    ),
+                }),
+            };
+            ModuleResolution {
+                outcome,
+                candidates: said,
+            }
+        }
+        outcome => ModuleResolution {
+            outcome,
+            candidates: Vec::new(),
+        },
+    }
+}
+
+/// A module served by a symbol source.
+fn from_source(ext: &Arc<super::external::External>, m: &Module) -> ResolvedModule {
+    use sha2::Digest;
+    let name = ext.symbols_from().to_owned();
+    let sha = Sha256::from_digest(&sha2::Sha256::digest(name.as_bytes()));
+    ResolvedModule {
+        cache: Arc::new(ext.symcache()),
+        file: DebugFileEntry {
+            name: format!("{} from source {}", name, ext.source()),
+            sha256: sha,
+            size: 0,
+            format: match m.wire.kind.as_str() {
+                "macho" => DebugFileFormat::MachO,
+                "pe" => DebugFileFormat::Pdb,
+                _ => DebugFileFormat::Elf,
+            },
+            object_kind: ObjectKind::Debug,
+            arch: m.arch.clone(),
+            debug_id: m.debug_id,
+            code_id: m.code_id.clone(),
+            features: Default::default(),
+            object_index: 0,
+            dwo_ids: Vec::new(),
+        },
+        features: ModuleFeatures {
+            has_debug_info: true,
+            has_unwind_info: !ext.cfi().is_empty(),
+            has_symbols: true,
+            has_sources: false,
+        },
+        source_bundles: Vec::new(),
+        embedded_sources: None,
+        found_by: FoundBy::Source,
+        missing_dwo: Vec::new(),
+    }
+}
+
+async fn from_uploads(
     state: &App,
     project: &ProjectId,
     m: &Module,

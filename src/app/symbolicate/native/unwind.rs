@@ -22,24 +22,18 @@ use crate::wire::ModuleStatus;
 
 /// The CFI found for a module, or why none was.
 pub struct UnwindResolution {
-    pub(super) outcome: Result<(Arc<CfiFile>, DebugFileEntry), ModuleFailure>,
+    /// The CFI and which file it came from (`name (format, kind)`).
+    pub(super) outcome: Result<(Arc<CfiFile>, String), ModuleFailure>,
 }
 
 impl UnwindResolution {
     /// `unwind_status` and its diagnostic for the module list.
     pub fn status(&self) -> (ModuleStatus, Option<String>) {
         match &self.outcome {
-            Ok((cfi, file)) => (
+            Ok((cfi, from)) => (
                 ModuleStatus::Found,
                 Some(format!(
-                    "unwind information from {} ({}, {}): {} functions",
-                    file.name,
-                    file.format.as_str(),
-                    if file.object_kind == ObjectKind::Debug {
-                        "debug companion"
-                    } else {
-                        "executable"
-                    },
+                    "unwind information from {from}: {} functions",
                     cfi.ranges()
                 )),
             ),
@@ -83,7 +77,67 @@ async fn resolve(
     state: &App,
     project: &ProjectId,
     m: &Module,
-) -> Result<(Arc<CfiFile>, DebugFileEntry), ModuleFailure> {
+) -> Result<(Arc<CfiFile>, String), ModuleFailure> {
+    match from_uploads(state, project, m).await {
+        Err(f) if f.status == ModuleStatus::Missing => {
+            let (found, said) = super::external::find(state, project, m).await;
+            match found {
+                Some(ext) => {
+                    let cfi = parsed(state, ext.cfi_key(), Arc::new(ext.cfi()))
+                        .await
+                        .map_err(|e| ModuleFailure {
+                            status: ModuleStatus::Malformed,
+                            diagnostic: format!("CFI from source {}: {e}", ext.source()),
+                        })?;
+                    if cfi.ranges() == 0 {
+                        return Err(ModuleFailure {
+                            status: ModuleStatus::Missing,
+                            diagnostic: format!(
+                                "{}; source {} had the module but no unwind rules in {}",
+                                f.diagnostic,
+                                ext.source(),
+                                ext.unwind_from()
+                            ),
+                        });
+                    }
+                    Ok((
+                        cfi,
+                        format!("{} (source {})", ext.unwind_from(), ext.source()),
+                    ))
+                }
+                None if said.is_empty() => Err(f),
+                None => Err(ModuleFailure {
+                    status: f.status,
+                    diagnostic: format!(
+                        "{}; symbol sources: {}",
+                        f.diagnostic,
+                        super::external::summary(&said)
+                    ),
+                }),
+            }
+        }
+        other => other,
+    }
+}
+
+fn describe(file: &DebugFileEntry) -> String {
+    format!(
+        "{} ({}, {})",
+        file.name,
+        file.format.as_str(),
+        if file.object_kind == ObjectKind::Debug {
+            "debug companion"
+        } else {
+            "executable"
+        }
+    )
+}
+
+async fn from_uploads(
+    state: &App,
+    project: &ProjectId,
+    m: &Module,
+) -> Result<(Arc<CfiFile>, String), ModuleFailure> {
     let (mut files, _) = candidates(state, project, m).await?;
     let ids = describe_ids(m);
     if files.is_empty() {
@@ -115,7 +169,7 @@ async fn resolve(
     for file in files.iter().filter(|f| unwind_rank(f) > 0) {
         let cfi = cfi_of(state, file, &ids).await?;
         if cfi.ranges() > 0 {
-            return Ok((cfi, file.clone()));
+            return Ok((cfi, describe(file)));
         }
         tried.push(format!("{} ({})", file.name, file.format.as_str()));
     }
@@ -173,10 +227,24 @@ async fn cfi_of(
             });
         }
     };
-    // The parse is deterministic in the bytes, so its result (even a failure) is kept by key.
+    parsed(state, format!("{key}/parsed"), bytes)
+        .await
+        .map_err(|e| ModuleFailure {
+            status: ModuleStatus::Malformed,
+            diagnostic: format!("CFI cache of {} unreadable: {e}", best.name),
+        })
+}
+
+/// A CFI cache parsed once and kept in memory by `key`. The parse is deterministic in the
+/// bytes, so its result (even a failure) is kept.
+async fn parsed(
+    state: &App,
+    key: String,
+    bytes: Arc<dyn std::ops::Deref<Target = [u8]> + Send + Sync>,
+) -> Result<Arc<CfiFile>, String> {
     let parsed = state
         .caches
-        .derived(format!("{key}/parsed"), async move {
+        .derived(key, async move {
             let weight = bytes.len() * 3;
             let parsed = tokio::task::spawn_blocking(move || CfiFile::parse(&bytes))
                 .await
@@ -187,13 +255,7 @@ async fn cfi_of(
         .await;
     match parsed.as_deref() {
         Some(Ok(cfi)) => Ok(cfi.clone()),
-        Some(Err(e)) => Err(ModuleFailure {
-            status: ModuleStatus::Malformed,
-            diagnostic: format!("CFI cache of {} unreadable: {e}", best.name),
-        }),
-        None => Err(ModuleFailure {
-            status: ModuleStatus::FetchingFailed,
-            diagnostic: format!("CFI cache of {} could not be loaded", best.name),
-        }),
+        Some(Err(e)) => Err(e.clone()),
+        None => Err("could not be loaded".into()),
     }
 }
