@@ -43,12 +43,41 @@ fn build_cfi_unguarded(data: &[u8], object_index: usize) -> Result<Vec<u8>, Nati
             index: object_index,
             count,
         })?;
-    let mut out = format!("{CFI_MAGIC} {CFI_FORMAT_VERSION}\n").into_bytes();
-    let mut writer = AsciiCfiWriter::new(&mut out);
+    let mut records = Vec::new();
+    let mut writer = AsciiCfiWriter::new(&mut records);
     writer
         .process(&object)
         .map_err(|e| NativeError::Malformed(format!("unwind information: {}", error_chain(&e))))?;
+    let mut out = format!("{CFI_MAGIC} {CFI_FORMAT_VERSION}\n").into_bytes();
+    out.extend_from_slice(&parseable(records));
     Ok(out)
+}
+
+/// The records breakpad-symbols can parse. It rejects a whole file for one bad line, and a
+/// Breakpad upload's `STACK` lines are copied through as they are (fuzzing found one with
+/// NUL and CR bytes inside a rule): when the whole does not parse, each function's group of records
+/// (`STACK CFI INIT` and its `STACK CFI` lines; each `STACK WIN` line) is kept only if it
+/// parses on its own.
+fn parseable(records: Vec<u8>) -> Vec<u8> {
+    if records.is_empty() || SymbolFile::from_bytes(&records).is_ok() {
+        return records;
+    }
+    let mut groups: Vec<Vec<u8>> = Vec::new();
+    for line in records.split_inclusive(|&b| b == b'\n') {
+        match groups.last_mut() {
+            Some(group)
+                if line.starts_with(b"STACK CFI ") && !line.starts_with(b"STACK CFI INIT ") =>
+            {
+                group.extend_from_slice(line)
+            }
+            _ => groups.push(line.to_vec()),
+        }
+    }
+    groups
+        .into_iter()
+        .filter(|g| SymbolFile::from_bytes(g).is_ok())
+        .flatten()
+        .collect()
 }
 
 /// A parsed CFI cache, ready to unwind frames of its module.

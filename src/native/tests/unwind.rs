@@ -110,3 +110,37 @@ fn crashpad_lists_longer_than_their_bytes_are_refused() {
     let e = walk(&dump, &Default::default()).unwrap_err();
     assert!(e.to_string().contains("Crashpad module list"), "{e}");
 }
+
+/// Found by `fuzz/fuzz_targets/minidump.rs` (`fuzz/regressions/minidump-cfi-control-bytes.bin`): a
+/// Breakpad file whose `STACK CFI` line holds control bytes (NUL, CR) made the whole CFI
+/// cache unparseable (breakpad-symbols rejects a file for one bad line), so a cache we had
+/// just built could not be read. Now the bad function's records are dropped, the rest kept.
+#[test]
+fn one_bad_stack_record_costs_only_its_function() {
+    let sym = read("out/c_dwarf5.sym");
+    let text = String::from_utf8(sym).unwrap();
+    let mut bad = Vec::new();
+    let mut broke = false;
+    for line in text.lines() {
+        if !broke && line.starts_with("STACK CFI ") && !line.starts_with("STACK CFI INIT ") {
+            // A rule line of the first function with rules: its register name mangled.
+            let addr = line.split_whitespace().nth(2).unwrap();
+            bad.extend_from_slice(format!("STACK CFI {addr} .cfa").as_bytes());
+            bad.extend_from_slice(b": $rsp 16 + \x01\x00\x00\r.ra: .cfa -8 + ^\n");
+            broke = true;
+            continue;
+        }
+        bad.extend_from_slice(line.as_bytes());
+        bad.push(b'\n');
+    }
+    let cfi = CfiFile::parse(&build_cfi(&bad, 0).unwrap()).expect("a cache we built parses");
+    assert_eq!(cfi.ranges(), 11);
+    let found = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fuzz/regressions/minidump-cfi-control-bytes.bin"
+    ))
+    .unwrap();
+    if let Ok(bytes) = build_cfi(&found[1..], 0) {
+        CfiFile::parse(&bytes).expect("a cache we built parses");
+    }
+}
