@@ -45,6 +45,13 @@ pub struct CacheLabel {
     pub cache: &'static str,
 }
 
+/// A symbol source (its configured `id`: few, chosen by the operator) and an answer.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub source: String,
+    pub status: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabels {
     pub cache: &'static str,
@@ -66,6 +73,7 @@ pub struct Metrics {
     pub cache_memory_bytes: Family<CacheLabel, Gauge>,
     pub cache_disk_bytes: Gauge,
     pub cache_builds: Family<KindLabel, Counter>,
+    pub source_requests: Family<SourceLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -95,6 +103,7 @@ pub fn global() -> &'static Metrics {
             cache_memory_bytes: Default::default(),
             cache_disk_bytes: Default::default(),
             cache_builds: Default::default(),
+            source_requests: Default::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -152,6 +161,12 @@ pub fn global() -> &'static Metrics {
             "cache_builds",
             "Derived caches built, by kind",
             m.cache_builds.clone(),
+        );
+        registry.register(
+            "source_requests",
+            "Locations asked of symbol sources, by source and answer (ok, not_found, timeout, \
+             too_large, invalid, error)",
+            m.source_requests.clone(),
         );
         Metrics { registry, ..m }
     })

@@ -428,6 +428,20 @@ pub enum DownloadStatus {
     Pending,
 }
 
+impl DownloadStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DownloadStatus::Ok => "ok",
+            DownloadStatus::NotFound => "not_found",
+            DownloadStatus::Timeout => "timeout",
+            DownloadStatus::TooLarge => "too_large",
+            DownloadStatus::Invalid => "invalid",
+            DownloadStatus::Error => "error",
+            DownloadStatus::Pending => "pending",
+        }
+    }
+}
+
 /// The answer for a minidump: every thread walked and symbolicated.
 #[derive(Debug, Clone, Serialize)]
 pub struct MinidumpResponse {

@@ -2,7 +2,9 @@
 //! decompression limits.
 
 use super::layout::{locations, FileKind, ObjFormat, Query};
+use super::source::glob_match;
 use super::*;
+use crate::config::Casing;
 
 fn elf(build_id: &str, code_file: &str) -> Query {
     let code_id = debugid::CodeId::new(build_id.into());
