@@ -137,3 +137,41 @@ fn a_missing_config_file_is_reported_once() {
     let reason = "No such file or directory";
     assert_eq!(chain.matches(reason).count(), 1, "{chain} ({io})");
 }
+
+/// The example file loads, and says the defaults (its `[[sources]]` are comments; each one,
+/// uncommented, is a valid source).
+#[test]
+fn the_example_config_loads_and_matches_the_defaults() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tracemap.example.toml");
+    let config = Config::load(Some(&path), env(&[]), &Overrides::default()).unwrap();
+    let d = Config::default();
+    assert_eq!(
+        config.limits.max_minidump_bytes,
+        d.limits.max_minidump_bytes
+    );
+    assert_eq!(config.fetching.notfound_ttl, d.fetching.notfound_ttl);
+    assert_eq!(config.fetching.error_ttl, d.fetching.error_ttl);
+    assert_eq!(config.fetching.request_wait, d.fetching.request_wait);
+    assert_eq!(
+        config.fetching.max_concurrent_downloads,
+        d.fetching.max_concurrent_downloads
+    );
+    assert!(config.sources.is_empty());
+    // The commented sources, uncommented.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let sources: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("# [[sources]]"))
+        .map(|l| l.strip_prefix("# ").unwrap_or(l.trim_start_matches('#')))
+        .collect::<Vec<_>>()
+        .join("\n");
+    #[derive(serde::Deserialize)]
+    struct Only {
+        sources: Vec<SourceConfig>,
+    }
+    let only: Only = toml::from_str(&sources).unwrap_or_else(|e| panic!("{e}\n{sources}"));
+    assert_eq!(only.sources.len(), 3);
+    for s in &only.sources {
+        assert_eq!(s.problem(), None, "{}", s.id);
+    }
+}
