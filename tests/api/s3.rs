@@ -9,9 +9,9 @@ use tracemap::config::Secret;
 
 use crate::common::*;
 
-struct Moto {
+pub(crate) struct Moto {
     child: Child,
-    endpoint: String,
+    pub(crate) endpoint: String,
 }
 
 impl Drop for Moto {
@@ -21,7 +21,7 @@ impl Drop for Moto {
     }
 }
 
-async fn moto() -> Option<Moto> {
+pub(crate) async fn moto() -> Option<Moto> {
     let bin = pip_tool("moto[server]==5.2.5", "moto_server")?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

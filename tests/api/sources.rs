@@ -761,3 +761,33 @@ async fn a_bad_source_configuration_is_refused_at_start() {
     )
     .is_err());
 }
+
+/// A bucket on a real S3 API (moto's server, as in `s3.rs`), unified layout.
+#[tokio::test]
+async fn an_s3_bucket_source_with_the_unified_layout() {
+    let Some(moto) = crate::s3::moto().await else {
+        return;
+    };
+    let build_id = native_oracle("c_dwarf5")["build_id"].as_str().unwrap().to_owned();
+    let key = format!("syms/{}/{}/debuginfo", &build_id[..2], &build_id[2..]);
+    let put = reqwest::Client::new()
+        .put(format!("{}/tracemap/{key}", moto.endpoint))
+        .body(fixture("native/out/c_dwarf5"))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+    let app = app_with(
+        vec![source(&format!(
+            "id = \"s3\"\ntype = \"s3\"\nbucket = \"tracemap\"\nprefix = \"syms\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\naccess_key = \"test\"\nsecret_key = \"test\"\nlayout = \"unified\"\nallow_private = true",
+            moto.endpoint
+        ))],
+        |_| {},
+    );
+    let (request, expected) = c_dwarf5_event();
+    let v = app.native("app", &request).await;
+    assert_frames(&v, &expected);
+    let c = &v["modules"][0]["candidates"][0];
+    assert_eq!(c["status"], "ok", "{c}");
+    assert_eq!(c["location"], format!("s3://tracemap/{key}"));
+}
