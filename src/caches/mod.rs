@@ -118,6 +118,14 @@ impl Caches {
         }
     }
 
+    /// The cache for `key` if it is in memory now (no disk read, no build).
+    pub async fn in_memory(&self, key: &str) -> Option<Arc<CacheBytes>> {
+        match self.memory.get(key).await {
+            Some(Ok(bytes)) => Some(bytes),
+            _ => None,
+        }
+    }
+
     /// Returns the cache for `key`, from memory, else from disk, else by running `build`
     /// (at most `build_workers` at a time; concurrent callers for one key share one build).
     pub async fn get_or_build<F, Fut>(&self, key: String, build: F) -> Built

@@ -768,7 +768,10 @@ async fn an_s3_bucket_source_with_the_unified_layout() {
     let Some(moto) = crate::s3::moto().await else {
         return;
     };
-    let build_id = native_oracle("c_dwarf5")["build_id"].as_str().unwrap().to_owned();
+    let build_id = native_oracle("c_dwarf5")["build_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let key = format!("syms/{}/{}/debuginfo", &build_id[..2], &build_id[2..]);
     let put = reqwest::Client::new()
         .put(format!("{}/tracemap/{key}", moto.endpoint))
@@ -790,4 +793,45 @@ async fn an_s3_bucket_source_with_the_unified_layout() {
     let c = &v["modules"][0]["candidates"][0];
     assert_eq!(c["status"], "ok", "{c}");
     assert_eq!(c["location"], format!("s3://tracemap/{key}"));
+}
+
+/// One wait per request, not per module: three modules on a slow source answer together at
+/// the deadline.
+#[tokio::test]
+async fn a_request_waits_once_for_all_its_modules() {
+    let (base, script) = scripted().await;
+    let mut modules = Vec::new();
+    let mut frames = Vec::new();
+    for (i, name) in ["c_dwarf4", "c_dwarf5", "cpp_dwarf5"].iter().enumerate() {
+        let o = native_oracle(name);
+        let id = o["build_id"].as_str().unwrap().to_owned();
+        script.set(
+            &format!("{id}/debuginfo"),
+            Answer::Slow(
+                Duration::from_secs(3),
+                fixture(&format!("native/out/{name}")),
+            ),
+        );
+        let image = IMAGE + (i as u64) * 0x100_0000;
+        modules.push(json!({"type": "elf", "code_id": id, "image_addr": format!("{image:#x}"), "image_size": 0x100000}));
+        frames.push(json!({"instruction_addr": format!("{:#x}", image + samples(&o, 1)[0].0)}));
+    }
+    let app = app_with(
+        vec![source(&format!(
+            "id = \"slow\"\ntype = \"http\"\nurl = \"{base}\"\nlayout = \"debuginfod\"\nallow_private = true\nfilters = {{ filetypes = [\"elf_debug\"] }}"
+        ))],
+        |c| c.fetching.request_wait = Duration::from_millis(500),
+    );
+    let started = Instant::now();
+    let v = app
+        .native(
+            "app",
+            &json!({"modules": modules, "stacktraces": [{"frames": frames}]}),
+        )
+        .await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1400), "took {took:?}");
+    for m in v["modules"].as_array().unwrap() {
+        assert_eq!(m["candidates"][0]["status"], "pending", "{m}");
+    }
 }

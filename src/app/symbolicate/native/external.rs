@@ -8,6 +8,7 @@
 //! `fetching.request_wait`, then answers without it; the download finishes for the next one.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -137,11 +138,13 @@ pub(super) fn query(m: &Module) -> Query {
 }
 
 /// The first source that has the module, with what every source before it said; or what
-/// they all said.
+/// they all said. Downloads still running at `deadline` (one per request, shared by its
+/// modules) are answered `pending` and go on in the background.
 pub(super) async fn find(
     state: &App,
     project: &ProjectId,
     m: &Module,
+    deadline: Instant,
 ) -> (Option<Arc<External>>, Vec<SourceCandidate>) {
     let q = query(m);
     let mut said = Vec::new();
@@ -162,7 +165,7 @@ pub(super) async fn find(
             }));
             continue;
         }
-        match from_source(state, source.clone(), &q).await {
+        match from_source(state, source.clone(), &q, deadline).await {
             Ok(found) => {
                 said.extend(found.attempts().iter().cloned());
                 return (Some(found), said);
@@ -177,6 +180,7 @@ async fn from_source(
     state: &App,
     source: Arc<Source>,
     q: &Query,
+    deadline: Instant,
 ) -> Result<Arc<External>, Vec<SourceCandidate>> {
     let key = format!(
         "source/v{FORMAT}-{}-{}/{}/{}",
@@ -185,7 +189,14 @@ async fn from_source(
         source.id,
         q.key()
     );
+    // The warm path: the answer is in memory, nothing to wait for.
+    if let Some(bytes) = state.caches.in_memory(&key).await {
+        if let Some(found) = External::parse(key.clone(), bytes) {
+            return Ok(Arc::new(found));
+        }
+    }
     let wait = state.sources.fetching.request_wait;
+    let left = deadline.saturating_duration_since(Instant::now());
     let task = {
         let key = key.clone();
         let state = state.clone();
@@ -212,7 +223,7 @@ async fn from_source(
             details: Some(details),
         }]
     };
-    match tokio::time::timeout(wait, task).await {
+    match tokio::time::timeout(left, task).await {
         Err(_) => Err(pending(format!(
             "still downloading after {wait:?} (fetching.request_wait); the download goes on \
              and the next request may have it"

@@ -33,6 +33,8 @@ pub async fn symbolicate_minidump(
     options: Options,
 ) -> Result<MinidumpResponse, ApiError> {
     let limits = &state.config.limits;
+    // One wait for symbol sources for the whole dump, however many modules it has.
+    let deadline = std::time::Instant::now() + state.sources.fetching.request_wait;
     let dump = Arc::new(dump);
     let header: DumpHeader = {
         let dump = dump.clone();
@@ -75,7 +77,7 @@ pub async fn symbolicate_minidump(
     for chunk in modules.chunks(RESOLVE_CONCURRENCY) {
         let batch: Vec<_> = chunk
             .iter()
-            .map(|m| resolve_both(state, project, m))
+            .map(|m| resolve_both(state, project, m, deadline))
             .collect();
         resolved.extend(futures::future::join_all(batch).await);
     }
@@ -203,10 +205,11 @@ async fn resolve_both(
     state: &App,
     project: &ProjectId,
     m: &Module,
+    deadline: std::time::Instant,
 ) -> (Arc<ModuleResolution>, UnwindResolution) {
     (
-        resolve_module(state, project, m).await,
-        resolve_unwind(state, project, m).await,
+        resolve_module(state, project, m, deadline).await,
+        resolve_unwind(state, project, m, deadline).await,
     )
 }
 

@@ -50,6 +50,8 @@ pub async fn symbolicate(
             ),
         ));
     }
+    // One wait for symbol sources for the whole request, however many modules need them.
+    let deadline = std::time::Instant::now() + state.sources.fetching.request_wait;
     let (modules, mut module_notes) = parse_modules(&request.modules);
     let mut by_addr: Vec<usize> = (0..modules.len()).collect();
     by_addr.sort_by_key(|&i| modules[i].start);
@@ -134,7 +136,7 @@ pub async fn symbolicate(
             let resolution = match used.get(&mi) {
                 Some(r) => r.clone(),
                 None => {
-                    let r = resolve_module(state, project, module).await;
+                    let r = resolve_module(state, project, module, deadline).await;
                     used.insert(mi, r.clone());
                     r
                 }

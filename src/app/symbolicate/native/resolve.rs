@@ -4,6 +4,7 @@
 //! upload (or `cache.index_ttl`).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::app::App;
 use crate::caches::{BuildError, Built};
@@ -238,10 +239,12 @@ pub(super) struct Module {
     pub(super) arch: String,
 }
 
+/// `deadline`: when the request stops waiting for symbol sources (see `external::find`).
 pub(super) async fn resolve_module(
     state: &App,
     project: &ProjectId,
     m: &Module,
+    deadline: Instant,
 ) -> Arc<ModuleResolution> {
     let key = format!(
         "{project}\u{0}{}\u{0}{}\u{0}{}",
@@ -255,7 +258,7 @@ pub(super) async fn resolve_module(
     if let Some(r) = state.native_resolutions.get(&key).await {
         return r;
     }
-    let r = Arc::new(resolve_module_uncached(state, project, m).await);
+    let r = Arc::new(resolve_module_uncached(state, project, m, deadline).await);
     // A download still running is not an answer to keep: the next request asks again.
     if !r
         .candidates
@@ -267,10 +270,15 @@ pub(super) async fn resolve_module(
     r
 }
 
-async fn resolve_module_uncached(state: &App, project: &ProjectId, m: &Module) -> ModuleResolution {
+async fn resolve_module_uncached(
+    state: &App,
+    project: &ProjectId,
+    m: &Module,
+    deadline: Instant,
+) -> ModuleResolution {
     match from_uploads(state, project, m).await {
         Err(f) if f.status == ModuleStatus::Missing => {
-            let (found, said) = super::external::find(state, project, m).await;
+            let (found, said) = super::external::find(state, project, m, deadline).await;
             let outcome = match found {
                 Some(ext) => Ok(from_source(&ext, m)),
                 None if said.is_empty() => Err(f),
@@ -517,10 +525,12 @@ pub async fn prewarm(state: &App, manifest: &UploadManifest) {
             code_id: d.code_id.clone(),
             arch: d.arch.clone(),
         };
-        let _ = resolve_module(state, &manifest.project, &module).await;
+        let deadline = Instant::now() + state.sources.fetching.request_wait;
+        let _ = resolve_module(state, &manifest.project, &module, deadline).await;
         // And the CFI a minidump of this module would unwind with.
         if d.features.unwind {
-            let _ = super::unwind::resolve_unwind(state, &manifest.project, &module).await;
+            let _ =
+                super::unwind::resolve_unwind(state, &manifest.project, &module, deadline).await;
         }
     }
 }

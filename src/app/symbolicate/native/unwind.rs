@@ -10,6 +10,7 @@
 //! derived-cache tier on disk and, parsed, in memory.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::resolve::{candidates, describe_ids, fetch_blob, Module, ModuleFailure};
 use crate::app::App;
@@ -67,9 +68,10 @@ pub(super) async fn resolve_unwind(
     state: &App,
     project: &ProjectId,
     m: &Module,
+    deadline: Instant,
 ) -> UnwindResolution {
     UnwindResolution {
-        outcome: resolve(state, project, m).await,
+        outcome: resolve(state, project, m, deadline).await,
     }
 }
 
@@ -77,10 +79,11 @@ async fn resolve(
     state: &App,
     project: &ProjectId,
     m: &Module,
+    deadline: Instant,
 ) -> Result<(Arc<CfiFile>, String), ModuleFailure> {
     match from_uploads(state, project, m).await {
         Err(f) if f.status == ModuleStatus::Missing => {
-            let (found, said) = super::external::find(state, project, m).await;
+            let (found, said) = super::external::find(state, project, m, deadline).await;
             match found {
                 Some(ext) => {
                     let cfi = parsed(state, ext.cfi_key(), Arc::new(ext.cfi()))
