@@ -8,6 +8,9 @@
 //! - `source_warm`: the same service again (the answer comes from the derived cache).
 //! - `dead_source_first_warm`: a source that refuses connections listed first: its miss is
 //!   remembered, so the warm path costs the same as `source_warm`.
+//! - `…_unresolved`: the same two with `cache.index_ttl` at 1 ms, so every request goes through
+//!   the sources layer (remembered miss, answer from memory) instead of the per-process
+//!   resolution cache.
 
 use std::time::Duration;
 
@@ -51,11 +54,18 @@ fn source(text: &str) -> SourceConfig {
 }
 
 fn app(dir: &std::path::Path, sources: Vec<SourceConfig>) -> App {
-    let config = Config {
+    app_with_ttl(dir, sources, Config::default().cache.index_ttl)
+}
+
+/// `index_ttl` also bounds how long a module's resolution is kept per process: at 1 ms every
+/// request resolves again (remembered miss, then the source's answer from memory).
+fn app_with_ttl(dir: &std::path::Path, sources: Vec<SourceConfig>, ttl: Duration) -> App {
+    let mut config = Config {
         data_dir: dir.to_owned(),
         sources,
         ..Config::default()
     };
+    config.cache.index_ttl = ttl;
     App::new(config).unwrap()
 }
 
@@ -151,10 +161,24 @@ fn bench(c: &mut Criterion) {
     });
 
     let dir = tempfile::tempdir().unwrap();
-    let with_dead = app(dir.path(), vec![refused, good]);
+    let with_dead = app(dir.path(), vec![refused.clone(), good.clone()]);
     rt.block_on(symbolicate(&with_dead, &body));
     group.bench_function("dead_source_first_warm", |b| {
         b.iter(|| rt.block_on(symbolicate(&with_dead, &body)))
+    });
+
+    // Without the per-process resolution cache, every request asks the sources layer.
+    let dir = tempfile::tempdir().unwrap();
+    let no_ttl = app_with_ttl(dir.path(), vec![good.clone()], Duration::from_millis(1));
+    rt.block_on(symbolicate(&no_ttl, &body));
+    group.bench_function("source_warm_unresolved", |b| {
+        b.iter(|| rt.block_on(symbolicate(&no_ttl, &body)))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let no_ttl_dead = app_with_ttl(dir.path(), vec![refused, good], Duration::from_millis(1));
+    rt.block_on(symbolicate(&no_ttl_dead, &body));
+    group.bench_function("dead_source_first_warm_unresolved", |b| {
+        b.iter(|| rt.block_on(symbolicate(&no_ttl_dead, &body)))
     });
     group.finish();
 }
