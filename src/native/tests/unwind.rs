@@ -144,3 +144,49 @@ fn one_bad_stack_record_costs_only_its_function() {
         CfiFile::parse(&bytes).expect("a cache we built parses");
     }
 }
+
+/// CFI of the formats the native fixtures lack unwind tables for, against the tools'
+/// own listing of which functions have unwind information (`fixtures/unwind`: PE `.pdata`
+/// from `llvm-objdump --unwind-info`, Mach-O compact unwind (x86_64 with `__eh_frame`,
+/// arm64), ELF `.debug_frame` only from `readelf --debug-dump=frames`): the same function
+/// starts, image-relative.
+#[test]
+fn pe_macho_and_debug_frame_unwind_info_covers_the_functions_the_tools_list() {
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/unwind"));
+    let oracle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("oracle/unwind.json")).unwrap()).unwrap();
+    for file in [
+        "out/pe_unwind.exe",
+        "out/pe_unwind_rdata.exe",
+        "out/macho_unwind",
+        "out/macho_unwind_arm64",
+        "out/elf_debug_frame",
+    ] {
+        let bytes = std::fs::read(dir.join(file)).unwrap();
+        let cache = build_cfi(&bytes, 0).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let text = String::from_utf8_lossy(&cache);
+        let mut ours: Vec<u64> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("STACK CFI INIT "))
+            .filter_map(|l| u64::from_str_radix(l.split_whitespace().next()?, 16).ok())
+            .collect();
+        ours.sort_unstable();
+        let mut expected: Vec<u64> = oracle["files"][file]["unwind_functions"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{file} in the oracle"))
+            .iter()
+            .map(|f| {
+                u64::from_str_radix(f["start"].as_str().unwrap().trim_start_matches("0x"), 16)
+                    .unwrap()
+            })
+            .collect();
+        expected.sort_unstable();
+        assert!(!expected.is_empty(), "{file}");
+        assert_eq!(ours, expected, "{file}");
+        assert_eq!(
+            CfiFile::parse(&cache).unwrap().ranges(),
+            expected.len(),
+            "{file}"
+        );
+    }
+}
