@@ -125,6 +125,8 @@ pub struct WalkedThread {
 #[derive(Debug, Clone)]
 pub struct Walked {
     pub threads: Vec<WalkedThread>,
+    /// The walk hit [`WALK_BUDGET`]: threads walked after that end early.
+    pub budget_exhausted: bool,
     /// Index into `threads` of the thread that crashed (or asked for the dump).
     pub requesting_thread: Option<usize>,
     pub crashed: bool,
@@ -287,9 +289,22 @@ fn arch_name(cpu: minidump::system_info::Cpu) -> String {
 /// Walks every thread of a dump. `modules` maps a module's base address to what the caller
 /// found for it; a module without an entry is walked by frame pointers and scanning.
 pub fn walk(bytes: &[u8], modules: &HashMap<u64, ModuleData>) -> Result<Walked, MinidumpError> {
+    walk_with(bytes, modules, WALK_BUDGET)
+}
+
+/// [`walk`] with another lookup budget (tests).
+pub(crate) fn walk_with(
+    bytes: &[u8],
+    modules: &HashMap<u64, ModuleData>,
+    budget: usize,
+) -> Result<Walked, MinidumpError> {
     let guarded = std::panic::AssertUnwindSafe(|| {
         let dump = open(bytes)?;
-        let provider = Provider { modules };
+        let provider = Provider {
+            modules,
+            lookups: Default::default(),
+            budget,
+        };
         let state =
             futures::executor::block_on(minidump_processor::process_minidump(&dump, &provider))
                 .map_err(|e| MinidumpError(format!("the minidump cannot be processed: {e}")))?;
@@ -341,6 +356,7 @@ pub fn walk(bytes: &[u8], modules: &HashMap<u64, ModuleData>) -> Result<Walked, 
             crash_reason,
             crash_address,
             assertion: state.assertion.clone(),
+            budget_exhausted: provider.lookups.load(std::sync::atomic::Ordering::Relaxed) >= budget,
             os_name: info.os.long_name().into_owned(),
             os_version: info.os_version.clone(),
             cpu_arch: arch_name(info.cpu),
@@ -394,7 +410,18 @@ fn basename(path: &str) -> String {
 /// methods never wait.
 struct Provider<'a> {
     modules: &'a HashMap<u64, ModuleData>,
+    /// Lookups made so far in this walk: symbols (every frame, every stack slot the scanner
+    /// tries) and unwind rules (every caller CFI looks for).
+    lookups: std::sync::atomic::AtomicUsize,
+    budget: usize,
 }
+
+/// The most lookups one walk may make. Past it, no CFI is given and every candidate caller is
+/// refused, so each thread's walk ends at its next frame. rust-minidump walks until the stack pointer
+/// leaves the thread's stack memory: a hostile dump with a large stack of return addresses
+/// would otherwise yield one frame per 8 bytes (tens of millions of frames, gigabytes).
+/// Real dumps use a few thousand (c_threads20: 20 threads, under 2,000).
+pub const WALK_BUDGET: usize = 250_000;
 
 #[async_trait::async_trait]
 impl SymbolProvider for Provider<'_> {
@@ -405,6 +432,13 @@ impl SymbolProvider for Provider<'_> {
     ) -> Result<(), FillSymbolError> {
         // An error means "no symbols for this module": the scanner then accepts any address
         // inside it. Ok without a name means "symbols, but no function here": rejected.
+        if self
+            .lookups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            >= self.budget
+        {
+            return Ok(());
+        }
         let base = module.base_address();
         let bytes = self
             .modules
@@ -426,6 +460,13 @@ impl SymbolProvider for Provider<'_> {
         module: &(dyn Module + Sync),
         walker: &mut (dyn FrameWalker + Send),
     ) -> Option<()> {
+        if self
+            .lookups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            >= self.budget
+        {
+            return None;
+        }
         let cfi = self.modules.get(&module.base_address())?.cfi.as_ref()?;
         cfi.symbols()?.walk_frame(module, walker)
     }

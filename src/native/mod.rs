@@ -61,7 +61,7 @@ mod build;
 mod cache;
 mod detect;
 mod dwarf;
-mod minidump;
+pub(crate) mod minidump;
 mod sources;
 mod unwind;
 
@@ -80,7 +80,7 @@ pub use detect::{
 };
 pub use minidump::{
     read_modules, walk, DumpHeader, DumpModule, MinidumpError, ModuleData, Trust, Walked,
-    WalkedFrame, WalkedThread,
+    WalkedFrame, WalkedThread, WALK_BUDGET,
 };
 #[cfg(test)]
 pub use sources::embedded_source;

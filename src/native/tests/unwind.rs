@@ -190,3 +190,45 @@ fn pe_macho_and_debug_frame_unwind_info_covers_the_functions_the_tools_list() {
         );
     }
 }
+
+/// The walk's lookup budget ends every thread's walk once it is used up, and says so; the
+/// real 20-thread dump stays far inside it.
+#[test]
+fn a_walk_stops_at_its_lookup_budget() {
+    let dir = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/minidump/out"
+    ));
+    let program = std::fs::read(dir.join("c_threads20")).unwrap();
+    let dump = std::fs::read(dir.join("c_threads20.dmp")).unwrap();
+    let header = read_modules(&dump).unwrap();
+    let base = header
+        .modules
+        .iter()
+        .find(|m| m.code_file.ends_with("/c_threads20"))
+        .unwrap()
+        .base;
+    let data = ModuleData {
+        cfi: Some(std::sync::Arc::new(
+            CfiFile::parse(&build_cfi(&program, 0).unwrap()).unwrap(),
+        )),
+        symbols: Some(std::sync::Arc::new(
+            build_cache(&BuildInput::new(&program)).unwrap(),
+        )),
+    };
+    let modules: std::collections::HashMap<u64, ModuleData> = [(base, data)].into();
+    let full = walk(&dump, &modules).unwrap();
+    assert!(!full.budget_exhausted);
+    let frames = |w: &Walked| w.threads.iter().map(|t| t.frames.len()).sum::<usize>();
+    assert!(frames(&full) > 100, "{}", frames(&full));
+    let cut = super::super::minidump::walk_with(&dump, &modules, 20).unwrap();
+    assert!(cut.budget_exhausted);
+    assert!(
+        frames(&cut) < frames(&full) / 2,
+        "{} of {}",
+        frames(&cut),
+        frames(&full)
+    );
+    // Every thread still has its context frame.
+    assert!(cut.threads.iter().all(|t| !t.frames.is_empty()));
+}

@@ -172,7 +172,16 @@ pub async fn symbolicate_minidump(
                 thread_name: t.name.clone(),
                 is_requesting: walked.requesting_thread == Some(ti),
                 frames: st.frames,
-                diagnostic: cut.or_else(|| t.problem.clone()),
+                diagnostic: cut.or_else(|| t.problem.clone()).or_else(|| {
+                    walked.budget_exhausted.then(|| {
+                        format!(
+                            "the dump used up the walk's budget of {} symbol lookups \
+                             (an implausibly deep or hostile stack): threads walked after \
+                             that end early",
+                            crate::native::WALK_BUDGET
+                        )
+                    })
+                }),
             }
         })
         .collect();
