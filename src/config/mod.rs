@@ -198,7 +198,7 @@ pub struct Limits {
     #[serde(deserialize_with = "de_bytes")]
     pub max_symbolicate_bytes: u64,
     /// Largest minidump (the `upload_file_minidump` part, streamed to a temp file).
-    /// Default `512MiB`.
+    /// Default `100MiB` (Sentry's own limit for minidump attachments).
     #[serde(deserialize_with = "de_bytes")]
     pub max_minidump_bytes: u64,
     /// Most frames in one symbolicate request, over all stack traces. Default 20000.
@@ -239,7 +239,7 @@ impl Default for Limits {
             max_zip_entries: 100_000,
             max_inflated_bytes: 4 << 30,
             max_symbolicate_bytes: 16 << 20,
-            max_minidump_bytes: 512 << 20,
+            max_minidump_bytes: 100 << 20,
             max_frames: 20_000,
             max_modules: 5_000,
             max_concurrent_requests: 512,

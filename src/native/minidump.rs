@@ -151,6 +151,11 @@ fn open(bytes: &[u8]) -> Result<Minidump<'_, &[u8]>, MinidumpError> {
     Ok(dump)
 }
 
+/// Threads, modules (loaded or not), thread names or thread infos in one dump.
+const MAX_LIST_ENTRIES: u64 = 1 << 16;
+/// Memory ranges (or memory info entries) in one dump.
+const MAX_MEMORY_ENTRIES: u64 = 1 << 20;
+
 /// Rejects counts rust-minidump would reserve memory for before reading what they count
 /// (found by fuzzing: a handle data stream with 0-byte descriptors passes its bounds check
 /// with any count, and 2^32 descriptors reserve hundreds of GiB: the allocation fails and
@@ -173,6 +178,29 @@ fn precheck(bytes: &[u8]) -> Result<(), MinidumpError> {
             break;
         };
         let (rva, size) = (rva as usize, size as usize);
+        // Every list is read whole into memory, a few hundred bytes per entry: bound the
+        // entries of each (real dumps have at most a few thousand threads and modules).
+        let count = match kind {
+            // Thread, module, memory lists; thread names: a u32 count first.
+            3 | 4 | 5 | 0x18 => u32_at(rva).map(u64::from),
+            // Unloaded modules, memory info, thread info: header size, entry size, count.
+            0xe | 0x10 | 0x11 => u32_at(rva + 8).map(u64::from),
+            // Memory64 list: a u64 count.
+            9 => u32_at(rva)
+                .zip(u32_at(rva + 4))
+                .map(|(lo, hi)| u64::from(lo) | u64::from(hi) << 32),
+            _ => None,
+        };
+        let limit = if matches!(kind, 5 | 9 | 0x10) {
+            MAX_MEMORY_ENTRIES
+        } else {
+            MAX_LIST_ENTRIES
+        };
+        if let Some(n) = count.filter(|&n| n > limit) {
+            return bad(format!(
+                "stream {kind:#x} lists {n} entries, over the {limit} a minidump is read with"
+            ));
+        }
         match kind {
             // HandleDataStream: size_of_header, size_of_descriptor, number_of_descriptors.
             0xc => {

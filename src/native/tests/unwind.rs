@@ -232,3 +232,29 @@ fn a_walk_stops_at_its_lookup_budget() {
     // Every thread still has its context frame.
     assert!(cut.threads.iter().all(|t| !t.frames.is_empty()));
 }
+
+/// Each list of a dump is read whole, a few hundred bytes per entry: a dump of 512 MiB of
+/// 48-byte thread entries would take gigabytes. Counts past the limits are refused.
+#[test]
+fn lists_longer_than_any_real_dump_are_refused() {
+    for (kind, count) in [
+        (3u32, 1u32 << 20),
+        (4, 1 << 17),
+        (5, (1 << 20) + 1),
+        (0x18, 1 << 20),
+    ] {
+        let mut stream = count.to_le_bytes().to_vec();
+        stream.extend_from_slice(&[0u8; 64]);
+        let dump = dump_with_stream(kind, &stream);
+        let e = walk(&dump, &Default::default()).unwrap_err();
+        assert!(e.to_string().contains("entries"), "{kind:#x}: {e}");
+    }
+    // The real dumps pass.
+    let dir = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/minidump/out"
+    ));
+    for dump in ["c_threads20.dmp", "many_modules.dmp", "arm64_chain.dmp"] {
+        read_modules(&std::fs::read(dir.join(dump)).unwrap()).unwrap();
+    }
+}
