@@ -82,6 +82,7 @@ impl TestApp {
             data_dir: dir.path().to_owned(),
             ..Config::default()
         };
+        crate::garage::apply_backend(&mut config);
         edit(&mut config);
         config.validate().expect("test config is valid");
         let state = App::new(config).expect("state");
@@ -320,6 +321,7 @@ impl LiveServer {
             data_dir: dir.path().to_owned(),
             ..Config::default()
         };
+        crate::garage::apply_backend(&mut config);
         edit(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

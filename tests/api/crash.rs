@@ -27,6 +27,7 @@ impl Server {
     fn start_with_env(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_tracemap"))
+            .envs(crate::garage::server_env(data_dir))
             .envs(env.iter().copied())
             .args([
                 "serve",

@@ -7,6 +7,7 @@ mod auth;
 mod cli;
 mod crash;
 mod debug_files;
+mod garage;
 mod hostile;
 mod isolation;
 mod js;

@@ -2,6 +2,16 @@
 
 use crate::common::*;
 
+/// These two tests break the local directory backend on purpose (its directory replaced by a
+/// file): they always run on it, also when the suite runs on Garage, whose own faults
+/// (the server stopped and started) are tested in `garage.rs`.
+fn local_app() -> TestApp {
+    TestApp::with_config(|c| {
+        c.store.url = None;
+        c.store.options.clear();
+    })
+}
+
 #[tokio::test]
 async fn health_ready_and_metrics() {
     let app = TestApp::new();
@@ -48,7 +58,7 @@ async fn unknown_routes_and_bad_json_have_stable_error_bodies() {
 
 #[tokio::test]
 async fn readyz_fails_when_the_store_is_gone() {
-    let app = TestApp::new();
+    let app = local_app();
     std::fs::remove_dir_all(app.dir.path().join("store")).unwrap();
     std::fs::write(app.dir.path().join("store"), b"not a directory").unwrap();
     let r = app.get("/readyz").await;
@@ -61,7 +71,7 @@ async fn readyz_fails_when_the_store_is_gone() {
 /// is back the service answers again by itself, with the same data.
 #[tokio::test]
 async fn a_failing_store_answers_503_and_recovers_by_itself() {
-    let app = TestApp::new();
+    let app = local_app();
     app.upload_release("web", "1.0", None, &[("~/a.js", b"a();\n".as_slice())])
         .await
         .ok();

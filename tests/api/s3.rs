@@ -73,10 +73,16 @@ async fn replicas_share_one_bucket() {
     let Some(moto) = moto().await else { return };
     let a = replica(&moto.endpoint, Duration::from_secs(1));
     let b = replica(&moto.endpoint, Duration::from_secs(1));
+    replicas_agree(&a, &b).await;
+}
+
+/// What replica A takes, replica B (which never saw it) serves, and A's re-upload reaches B
+/// within B's `index_ttl` (1 s here).
+pub(crate) async fn replicas_agree(a: &TestApp, b: &TestApp) {
     assert_eq!(a.get("/readyz").await.status, 200);
 
     // Replica A takes the uploads: a bundle, a debug file, and a 12 MiB source (multipart).
-    crate::js::upload_bundle(&a, "web", "1.0", "esbuild").await;
+    crate::js::upload_bundle(a, "web", "1.0", "esbuild").await;
     a.upload_debug_file("app", "c_dwarf5", fixture("native/out/c_dwarf5"))
         .await
         .ok();
