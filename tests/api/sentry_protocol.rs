@@ -7,7 +7,7 @@ use sha1::Digest;
 
 use crate::common::*;
 
-fn sha1_hex(b: &[u8]) -> String {
+pub(crate) fn sha1_hex(b: &[u8]) -> String {
     hex::encode(sha1::Sha1::digest(b))
 }
 
@@ -20,7 +20,7 @@ fn gzip(b: &[u8]) -> Vec<u8> {
 
 /// A sentry-cli style artifact bundle: SYSB header, zip with offsets counted from the start of
 /// the whole file (as sentry-cli writes it), manifest with debug IDs.
-fn bundle() -> Vec<u8> {
+pub(crate) fn bundle() -> Vec<u8> {
     use std::io::Write;
     let map = tiny_map(Some("484570ef-db1c-57a4-b927-ecdac3a2aa7a"));
     let manifest = json!({"files": {
@@ -42,7 +42,7 @@ fn bundle() -> Vec<u8> {
     w.finish().unwrap().into_inner()
 }
 
-async fn post_chunks(app: &TestApp, parts: &[(&str, &str, Vec<u8>)]) -> Reply {
+pub(crate) async fn post_chunks(app: &TestApp, parts: &[(&str, &str, Vec<u8>)]) -> Reply {
     let mut form = Multipart::new();
     for (field, name, bytes) in parts {
         form = form.file(field, name, bytes);
@@ -61,7 +61,7 @@ async fn assemble(app: &TestApp, checksum: &str, chunks: &[String]) -> Value {
     .json()
 }
 
-async fn wait_for(app: &TestApp, checksum: &str, chunks: &[String]) -> Value {
+pub(crate) async fn wait_for(app: &TestApp, checksum: &str, chunks: &[String]) -> Value {
     for _ in 0..200 {
         let v = assemble(app, checksum, chunks).await;
         if v["state"] == "ok" || v["state"] == "error" {
