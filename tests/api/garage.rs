@@ -1,7 +1,7 @@
 //! Garage (a real, distributed S3-compatible object store: `cargo install garage`), started by
 //! the tests on loopback as a single node with one bucket and one key.
 //!
-//! The binary: `TRACEMAP_GARAGE`, else `~/.cache/tracemap-tools/bin/garage` (where `.ci/run`
+//! The binary: `TRACEMAP_TEST_GARAGE`, else `~/.cache/tracemap-tools/bin/garage` (where `.ci/run`
 //! installs it), else `garage` on `PATH`. With `TRACEMAP_TEST_BACKEND=garage` every test app
 //! stores into one shared instance (a fresh prefix per app), so the whole suite runs on it;
 //! tests that stop the server start their own.
@@ -42,7 +42,9 @@ fn free_port() -> u16 {
 pub fn binary() -> Option<PathBuf> {
     let home = std::env::var("HOME").unwrap_or_default();
     let candidates = [
-        std::env::var("TRACEMAP_GARAGE").ok().map(PathBuf::from),
+        std::env::var("TRACEMAP_TEST_GARAGE")
+            .ok()
+            .map(PathBuf::from),
         Some(PathBuf::from(home).join(".cache/tracemap-tools/bin/garage")),
     ];
     if let Some(p) = candidates.into_iter().flatten().find(|p| p.is_file()) {
