@@ -102,7 +102,10 @@ impl App {
 
     pub fn with_store(config: Config, store: Store) -> App {
         let index = Index::new(store.clone(), &config.cache);
-        let caches = Caches::new(&config);
+        let caches = match config.cache.shared {
+            true => Caches::new(&config).share_through(store.clone()),
+            false => Caches::new(&config),
+        };
         App(Arc::new(AppInner {
             auth: Auth::new(&config.auth),
             validators: Semaphore::new(config.cache.build_workers.max(1)),

@@ -82,6 +82,21 @@ pub struct Caches {
     /// Whole text files (minified sources, original sources) for source context.
     texts: moka::future::Cache<String, Option<Arc<Text>>>,
     builders: Arc<Semaphore>,
+    /// With `cache.shared`: the store, where built caches are also kept (`caches/{key}`).
+    shared: Option<crate::store::Store>,
+}
+
+/// Caches whose key names all their inputs by content hash (and the format version), so the
+/// same key means the same bytes on every replica. Symbol-source answers (`source/…`) are not:
+/// what a source serves can change.
+fn shareable(key: &str) -> bool {
+    ["js/", "native/", "cfi/"]
+        .iter()
+        .any(|p| key.starts_with(p))
+}
+
+fn shared_path(key: &str) -> object_store::path::Path {
+    object_store::path::Path::from(format!("caches/{key}"))
 }
 
 impl Caches {
@@ -115,7 +130,52 @@ impl Caches {
                 })
                 .build(),
             builders: Arc::new(Semaphore::new(config.cache.build_workers)),
+            shared: None,
         }
+    }
+
+    /// Keeps built caches in `store` too, and looks there before building (`cache.shared`).
+    pub fn share_through(mut self, store: crate::store::Store) -> Caches {
+        self.shared = Some(store);
+        self
+    }
+
+    /// A shared cache from the store, checked against the SHA-256 stored after it.
+    async fn load_shared(&self, key: &str) -> Option<Vec<u8>> {
+        use sha2::Digest;
+        let store = self.shared.as_ref().filter(|_| shareable(key))?;
+        let bytes = match store.get_bytes(&shared_path(key)).await {
+            Ok(Some(b)) => b,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, key, "shared cache unreadable; building");
+                return None;
+            }
+        };
+        let split = bytes.len().checked_sub(32)?;
+        let (data, digest) = bytes.split_at(split);
+        if sha2::Sha256::digest(data).as_slice() != digest {
+            tracing::warn!(key, "shared cache damaged; building");
+            return None;
+        }
+        Some(data.to_vec())
+    }
+
+    /// Puts a built cache in the store, in the background (best effort: a replica that
+    /// cannot share still serves).
+    fn share(&self, key: &str, data: &[u8]) {
+        use sha2::Digest;
+        let Some(store) = self.shared.clone().filter(|_| shareable(key)) else {
+            return;
+        };
+        let mut bytes = data.to_vec();
+        bytes.extend_from_slice(&sha2::Sha256::digest(data));
+        let key = key.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = store.put_bytes(&shared_path(&key), bytes).await {
+                tracing::warn!(error = %e, key, "cannot share cache");
+            }
+        });
     }
 
     /// The cache for `key` if it is in memory now (no disk read, no build).
@@ -160,6 +220,29 @@ impl Caches {
                         .inc();
                     return Ok(Ok(Arc::new(CacheBytes { bytes, len })));
                 }
+                if let Some(bytes) = self.load_shared(&key).await {
+                    m.cache_lookups
+                        .get_or_create(&crate::metrics::CacheLabels {
+                            cache: kind,
+                            result: "shared",
+                        })
+                        .inc();
+                    let (disk, key) = (self.disk.clone(), key.clone());
+                    let cached =
+                        tokio::task::spawn_blocking(move || match disk.store(&key, &bytes) {
+                            Ok((bytes, len)) => CacheBytes { bytes, len },
+                            Err(_) => {
+                                let len = bytes.len();
+                                CacheBytes {
+                                    bytes: Mapped::owned(bytes),
+                                    len,
+                                }
+                            }
+                        })
+                        .await
+                        .map_err(|e| Arc::<str>::from(e.to_string()))?;
+                    return Ok(Ok(Arc::new(cached)));
+                }
                 let _permit = self.builders.acquire().await;
                 m.cache_lookups
                     .get_or_create(&crate::metrics::CacheLabels {
@@ -183,6 +266,7 @@ impl Caches {
                     "built cache"
                 );
                 crate::crash::point("cache:built");
+                self.share(&key, &bytes);
                 let (disk, key) = (self.disk.clone(), key.clone());
                 let cached = tokio::task::spawn_blocking(move || {
                     match disk.store(&key, &bytes) {
@@ -308,177 +392,4 @@ fn cache_kind(key: &str) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::path::Path;
-    use std::sync::atomic::AtomicUsize;
-
-    use super::disk::collect_files;
-    use super::*;
-
-    fn caches(dir: &Path, quota: u64) -> Caches {
-        let mut config = Config {
-            data_dir: dir.to_owned(),
-            ..Config::default()
-        };
-        config.cache.disk_quota = quota;
-        Caches::new(&config)
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_misses_build_once_and_disk_survives_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = Arc::new(caches(dir.path(), 1 << 30));
-        let builds = Arc::new(AtomicUsize::new(0));
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let (c, builds) = (c.clone(), builds.clone());
-                tokio::spawn(async move {
-                    c.get_or_build("js/v1/abc/def".into(), || async move {
-                        builds.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        Ok(b"cache bytes".to_vec())
-                    })
-                    .await
-                })
-            })
-            .collect();
-        for t in tasks {
-            assert_eq!(&t.await.unwrap().unwrap()[..], b"cache bytes");
-        }
-        assert_eq!(builds.load(Ordering::SeqCst), 1);
-        // A new process finds it on disk: no build.
-        let c2 = caches(dir.path(), 1 << 30);
-        let got = c2
-            .get_or_build("js/v1/abc/def".into(), || async {
-                Err(BuildError::invalid("must not build"))
-            })
-            .await
-            .unwrap();
-        assert_eq!(&got[..], b"cache bytes");
-        // Failures are remembered, not rebuilt per request.
-        let fails = AtomicUsize::new(0);
-        for _ in 0..3 {
-            let r = c2
-                .get_or_build("js/v1/bad/x".into(), || async {
-                    fails.fetch_add(1, Ordering::SeqCst);
-                    Err(BuildError::invalid("malformed"))
-                })
-                .await;
-            assert_eq!(r.err(), Some(BuildError::invalid("malformed")));
-        }
-        assert_eq!(fails.load(Ordering::SeqCst), 1);
-        // A store that did not answer is asked again next time.
-        let tries = AtomicUsize::new(0);
-        for _ in 0..3 {
-            let r = c2
-                .get_or_build("js/v1/flaky/x".into(), || async {
-                    tries.fetch_add(1, Ordering::SeqCst);
-                    Err(BuildError::unavailable("store timed out"))
-                })
-                .await;
-            assert!(matches!(r, Err(BuildError::Unavailable(_))));
-        }
-        assert_eq!(tries.load(Ordering::SeqCst), 3);
-    }
-
-    #[tokio::test]
-    async fn the_disk_quota_evicts_least_recently_used_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = caches(dir.path(), 10_000);
-        for i in 0..5 {
-            c.get_or_build(format!("native/v1/{i}"), || async { Ok(vec![0u8; 3_000]) })
-                .await
-                .unwrap();
-            // Distinct modification times, oldest first.
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        let mut files = Vec::new();
-        collect_files(&dir.path().join("cache"), &mut files);
-        let total: u64 = files.iter().map(|(_, s, _)| s).sum();
-        assert!(
-            total <= 10_000,
-            "{total} bytes on disk over a 10000 byte quota"
-        );
-        let names: Vec<String> = files
-            .iter()
-            .map(|(p, _, _)| p.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
-        assert!(
-            names.contains(&"4".to_owned()),
-            "the newest stays: {names:?}"
-        );
-        assert!(
-            !names.contains(&"0".to_owned()),
-            "the oldest went: {names:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_corrupt_or_truncated_cache_file_is_rebuilt_not_served() {
-        let dir = tempfile::tempdir().unwrap();
-        let payload = b"the cache bytes, long enough to cut".to_vec();
-        {
-            let c = caches(dir.path(), 1 << 30);
-            let p = payload.clone();
-            c.get_or_build("native/v1/x".into(), || async move { Ok(p) })
-                .await
-                .unwrap();
-        }
-        let mut files = Vec::new();
-        collect_files(&dir.path().join("cache"), &mut files);
-        let (path, _, _) = files.pop().expect("one cache file");
-        let good = std::fs::read(&path).unwrap();
-        for damage in ["truncated", "flipped"] {
-            let mut bad = good.clone();
-            match damage {
-                "truncated" => bad.truncate(good.len() - 5),
-                _ => bad[3] ^= 0x40,
-            }
-            std::fs::write(&path, &bad).unwrap();
-            // A new process: nothing in memory, the damaged file on disk.
-            let c = caches(dir.path(), 1 << 30);
-            let builds = AtomicUsize::new(0);
-            let got = c
-                .get_or_build("native/v1/x".into(), || async {
-                    builds.fetch_add(1, Ordering::SeqCst);
-                    Ok(payload.clone())
-                })
-                .await
-                .unwrap();
-            assert_eq!(&got[..], &payload[..], "{damage}");
-            assert_eq!(builds.load(Ordering::SeqCst), 1, "{damage}: not rebuilt");
-            assert_eq!(
-                std::fs::read(&path).unwrap(),
-                good,
-                "{damage}: not rewritten"
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn stale_temporary_files_are_removed_and_never_counted() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache_dir = dir.path().join("cache").join("native");
-        std::fs::create_dir_all(&cache_dir).unwrap();
-        let stale = cache_dir.join("01ABC.tmp");
-        let fresh = cache_dir.join("01DEF.tmp");
-        for p in [&stale, &fresh] {
-            std::fs::write(p, vec![0u8; 5000]).unwrap();
-        }
-        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
-        std::fs::File::options()
-            .append(true)
-            .open(&stale)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
-        let c = caches(dir.path(), 1 << 30);
-        assert!(!stale.exists(), "a crash's leftover stays");
-        assert!(fresh.exists(), "a write in flight was removed");
-        assert_eq!(
-            c.disk.bytes.load(Ordering::Relaxed),
-            0,
-            "temporary files counted"
-        );
-    }
-}
+mod tests;

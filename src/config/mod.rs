@@ -94,6 +94,11 @@ pub struct CacheConfig {
     /// Memory held by loaded caches and indexes, weighed in bytes. Default `1GiB`.
     #[serde(deserialize_with = "de_bytes")]
     pub memory: u64,
+    /// Also keep derived caches in the store (under `caches/`), so a replica that never built
+    /// one loads it from the bucket instead of building it: a new replica answers its first
+    /// request warm. Safe because cache keys name their inputs' hashes and format versions.
+    /// Default false.
+    pub shared: bool,
     /// How long a replica trusts its in-memory release and debug-ID index before it
     /// re-reads the store. Uploads to this replica invalidate at once; this bounds how
     /// late another replica sees them. Default `10s`.
@@ -170,6 +175,7 @@ impl Default for CacheConfig {
             dir: None,
             disk_quota: 10 << 30,
             memory: 1 << 30,
+            shared: false,
             index_ttl: Duration::from_secs(10),
             build_workers: 2,
         }

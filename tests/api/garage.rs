@@ -466,3 +466,53 @@ async fn concurrent_uploads_through_both_replicas_lose_nothing_and_agree() {
     assert_eq!(la.len(), 17, "16 own files and the shared one: {la:?}");
     assert_eq!(la, lb, "both replicas answer the same files");
 }
+
+/// Warm start (`cache.shared`): caches replica A built are in the bucket, so a new replica
+/// answers from them: even with the debug file itself gone from the bucket, where a replica
+/// without shared caches cannot answer at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_replica_answers_from_caches_shared_through_the_bucket() {
+    use crate::common::*;
+    let Some(g) = Garage::start() else { return };
+    let app = |shared: bool| {
+        TestApp::with_config(|c| {
+            g.configure(c, "warm");
+            c.cache.shared = shared;
+        })
+    };
+    let a = app(true);
+    a.upload_debug_file("app", "c_dwarf5", fixture("native/out/c_dwarf5"))
+        .await
+        .ok();
+    // A's prewarm builds the SymCache and the CFI and shares both.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while keys(&a, "caches/native").await.is_empty() || keys(&a, "caches/cfi").await.is_empty() {
+        assert!(Instant::now() < deadline, "the caches were not shared");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let store = a.state.store.raw().clone();
+    for k in keys(&a, "blobs").await {
+        store
+            .delete(&object_store::path::Path::from(k))
+            .await
+            .unwrap();
+    }
+    let n: serde_json::Value =
+        serde_json::from_slice(&fixture("native/oracle/c_dwarf5.json")).unwrap();
+    let request = serde_json::json!({
+        "modules": [{"type": "elf", "debug_id": n["debug_id"], "image_addr": "0x10000", "image_size": 65536}],
+        "stacktraces": [{"frames": [{"instruction_addr": 0x10000 + 0x1185, "adjust_instruction_addr": false}]}]
+    });
+    let b = app(true);
+    let v = b.native("app", &request).await;
+    assert_eq!(
+        v["stacktraces"][0]["frames"][0]["status"], "symbolicated",
+        "{v}"
+    );
+    let c = app(false);
+    let v = c.native("app", &request).await;
+    assert_ne!(
+        v["stacktraces"][0]["frames"][0]["status"], "symbolicated",
+        "{v}"
+    );
+}
