@@ -516,3 +516,61 @@ async fn a_new_replica_answers_from_caches_shared_through_the_bucket() {
         "{v}"
     );
 }
+
+/// A TCP proxy to `upstream` that swallows its first `stall` connections (accepts them,
+/// answers nothing) and forwards the rest.
+async fn stalling_proxy(upstream: String, stall: usize) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut client, _)) = listener.accept().await {
+            if seen.fetch_add(1, Ordering::SeqCst) < stall {
+                held.push(client);
+                continue;
+            }
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A store that does not answer in time: the request times out (`store.options.timeout`) and
+/// is retried with backoff on a new connection, and the upload goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_store_times_out_and_is_retried() {
+    use crate::common::*;
+    let Some(g) = Garage::start() else { return };
+    let proxy = stalling_proxy(g.endpoint.trim_start_matches("http://").to_owned(), 2).await;
+    let app = TestApp::with_config(|c| {
+        g.configure(c, "slow");
+        c.store
+            .options
+            .insert("endpoint".into(), Secret(proxy.clone()));
+        c.store
+            .options
+            .insert("timeout".into(), Secret("1s".into()));
+    });
+    let started = Instant::now();
+    app.upload_release("web", "1.0", None, &[("~/a.js", b"slow store\n")])
+        .await
+        .ok();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(1),
+        "no request was held: {took:?}"
+    );
+    let files = app
+        .get("/api/v1/projects/web/releases/1.0/files")
+        .await
+        .ok()
+        .json();
+    assert_eq!(files["files"].as_array().map(Vec::len), Some(1));
+}
