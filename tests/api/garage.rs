@@ -574,3 +574,52 @@ async fn a_slow_store_times_out_and_is_retried() {
         .json();
     assert_eq!(files["files"].as_array().map(Vec::len), Some(1));
 }
+
+/// Our CLI uploads through replica A; replica B, which never saw the upload, walks and
+/// symbolicates a minidump with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_uploads_through_one_replica_and_the_other_answers() {
+    use crate::common::*;
+    let Some(g) = Garage::start() else { return };
+    let a = LiveServer::start_with(|c| g.configure(c, "cli")).await;
+    let b = LiveServer::start_with(|c| g.configure(c, "cli")).await;
+    let run = |server: &str, args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tracemap"))
+            .args(args)
+            .env("TRACEMAP_URL", server)
+            .env("TRACEMAP_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = fixtures().join("minidump/out");
+    run(
+        &a.base,
+        &[
+            "upload",
+            "debug-files",
+            "-p",
+            "app",
+            out.join("c_crash").to_str().unwrap(),
+        ],
+    );
+    let printed = run(
+        &b.base,
+        &[
+            "symbolicate",
+            "minidump",
+            "-p",
+            "app",
+            out.join("c_crash.dmp").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        printed.contains("crash_level2 at src/c_crash.c:74 [symbolicated, cfi]"),
+        "{printed}"
+    );
+}
