@@ -623,3 +623,129 @@ async fn the_cli_uploads_through_one_replica_and_the_other_answers() {
         "{printed}"
     );
 }
+
+/// An HTTP load balancer in front of `backends`: each request goes to the next backend in
+/// turn (so one client's consecutive requests land on different replicas), with the client's
+/// `Host`. Returns its base URL and how many requests each backend got.
+async fn round_robin(
+    backends: Vec<String>,
+) -> (String, std::sync::Arc<Vec<std::sync::atomic::AtomicUsize>>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let counts: Arc<Vec<AtomicUsize>> =
+        Arc::new(backends.iter().map(|_| AtomicUsize::new(0)).collect());
+    let next = Arc::new(AtomicUsize::new(0));
+    let client = reqwest::Client::new();
+    let (c2, counts2) = (client.clone(), counts.clone());
+    let handler = move |request: axum::extract::Request| {
+        let (client, counts, next, backends) =
+            (c2.clone(), counts2.clone(), next.clone(), backends.clone());
+        async move {
+            let i = next.fetch_add(1, Ordering::SeqCst) % backends.len();
+            counts[i].fetch_add(1, Ordering::SeqCst);
+            let (parts, body) = request.into_parts();
+            let url = format!(
+                "{}{}",
+                backends[i],
+                parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/")
+            );
+            let mut rb = client.request(parts.method, url);
+            for (k, v) in &parts.headers {
+                rb = rb.header(k, v);
+            }
+            let body = reqwest::Body::wrap_stream(body.into_data_stream());
+            let response = rb.body(body).send().await.expect("backend answers");
+            let mut out = axum::response::Response::builder().status(response.status());
+            for (k, v) in response.headers() {
+                out = out.header(k, v);
+            }
+            out.body(axum::body::Body::from_stream(response.bytes_stream()))
+                .unwrap()
+        }
+    };
+    let app = axum::Router::new().fallback(handler);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, counts)
+}
+
+/// The real sentry-cli (3.x) behind a load balancer that alternates between two replicas on
+/// one Garage bucket: its chunk uploads, assemble calls and polls land on both; the bundle
+/// is assembled once and resolves on both replicas, exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentry_cli_through_a_balancer_over_two_replicas() {
+    use crate::common::*;
+    use crate::sentry_cli::{build_dir, exact_frames, ok, run_at, sentry_cli, TOKEN};
+    use tracemap::config::{Scope, TokenConfig};
+    let Some(g) = Garage::start() else { return };
+    let Some(cli) = sentry_cli("3.8.2") else {
+        return;
+    };
+    let start = || {
+        LiveServer::start_with(|c| {
+            g.configure(c, "balanced");
+            c.auth.tokens = vec![TokenConfig {
+                name: "ci".into(),
+                token: Secret(TOKEN.into()),
+                scopes: vec![Scope::Upload, Scope::Symbolicate],
+                projects: None,
+            }];
+            c.cache.index_ttl = Duration::from_millis(300);
+        })
+    };
+    let (a, b) = (start().await, start().await);
+    let (balancer, counts) = round_robin(vec![a.base.clone(), b.base.clone()]).await;
+    let dist = build_dir();
+    let dir = dist.path();
+    ok(run_at(
+        &cli,
+        &balancer,
+        TOKEN,
+        "web",
+        &["sourcemaps", "inject", "."],
+        dir,
+    )
+    .await);
+    ok(run_at(
+        &cli,
+        &balancer,
+        TOKEN,
+        "web",
+        &["sourcemaps", "upload", "--release", "1.0.0", "--wait", "."],
+        dir,
+    )
+    .await);
+    let per_backend: Vec<usize> = counts
+        .iter()
+        .map(|c| c.load(std::sync::atomic::Ordering::SeqCst))
+        .collect();
+    assert!(
+        per_backend.iter().all(|&n| n >= 2),
+        "requests per replica: {per_backend:?}"
+    );
+    assert_eq!(
+        keys(&a.app(TOKEN), "projects/web/uploads").await.len(),
+        1,
+        "assembled once"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    for server in [&a, &b] {
+        let app = server.app(TOKEN);
+        let (exact, total) = exact_frames(
+            &app,
+            "web",
+            "https://cdn.example.com/app.min.js",
+            Some("1.0.0"),
+            None,
+            None,
+        )
+        .await;
+        assert!(total > 0);
+        assert_eq!(exact, total, "{}", server.base);
+    }
+}

@@ -12,12 +12,13 @@ use tracemap::config::{Scope, Secret, TokenConfig};
 
 use crate::common::*;
 
-const TOKEN: &str = "sntryu_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+pub(crate) const TOKEN: &str =
+    "sntryu_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const SYMBOLICATE_ONLY: &str = "tracemap-symbolicate-only-token";
 
 /// Path of the `sentry-cli` binary of `version`, installing it on first use; `None` (with a
 /// loud message) when PyPI is unreachable.
-fn sentry_cli(version: &str) -> Option<PathBuf> {
+pub(crate) fn sentry_cli(version: &str) -> Option<PathBuf> {
     pip_tool(&format!("sentry-cli=={version}"), "sentry-cli")
 }
 
@@ -61,7 +62,7 @@ impl Shell {
     }
 }
 
-struct Run {
+pub(crate) struct Run {
     ok: bool,
     stdout: String,
     stderr: String,
@@ -75,6 +76,18 @@ async fn run(
     args: &[&str],
     cwd: &Path,
 ) -> Run {
+    run_at(cli, &server.base, token, project, args, cwd).await
+}
+
+/// sentry-cli run against the server at `base`.
+pub(crate) async fn run_at(
+    cli: &Path,
+    base: &str,
+    token: &str,
+    project: &str,
+    args: &[&str],
+    cwd: &Path,
+) -> Run {
     let home = tempfile::tempdir().unwrap();
     let out = tokio::process::Command::new(cli)
         .args(args)
@@ -82,7 +95,7 @@ async fn run(
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home.path())
-        .env("SENTRY_URL", format!("{}/", server.base))
+        .env("SENTRY_URL", format!("{base}/"))
         .env("SENTRY_AUTH_TOKEN", token)
         .env("SENTRY_ORG", "acme")
         .env("SENTRY_PROJECT", project)
@@ -100,7 +113,7 @@ async fn run(
 }
 
 #[track_caller]
-fn ok(r: Run) -> Run {
+pub(crate) fn ok(r: Run) -> Run {
     assert!(
         r.ok,
         "sentry-cli failed\nstdout:\n{}\nstderr:\n{}",
@@ -110,7 +123,7 @@ fn ok(r: Run) -> Run {
 }
 
 /// A build dir with the esbuild fixture (app.min.js + map), as a CI job would have it.
-fn build_dir() -> tempfile::TempDir {
+pub(crate) fn build_dir() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     for f in ["app.min.js", "app.min.js.map"] {
         std::fs::write(d.path().join(f), fixture(&format!("js/out/esbuild/{f}"))).unwrap();
@@ -120,7 +133,7 @@ fn build_dir() -> tempfile::TempDir {
 
 /// Symbolicates the `debugid` oracle's real thrown frames (positions of the file after
 /// `sentry-cli sourcemaps inject`) and counts exact original positions.
-async fn exact_frames(
+pub(crate) async fn exact_frames(
     app: &TestApp,
     project: &str,
     url: &str,
