@@ -18,16 +18,20 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: the store answers.
+/// How long `/readyz` waits for the store. The store client retries a store that does not
+/// answer with backoff for much longer; a readiness probe must say "not ready" quickly.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// `GET /readyz`: the store answers (within [`READY_WITHIN`]).
 pub async fn readyz(State(state): State<App>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(e) => {
-            // The store's own words are for the operator's log, not for anonymous callers.
-            tracing::warn!(error = %e, "readiness check: the store does not answer");
-            ApiError::new(ErrorCode::StoreUnavailable, "the store does not answer").into_response()
-        }
-    }
+    let error = match tokio::time::timeout(READY_WITHIN, state.store.ping()).await {
+        Ok(Ok(())) => return (StatusCode::OK, "ready\n").into_response(),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {READY_WITHIN:?}"),
+    };
+    // The store's own words are for the operator's log, not for anonymous callers.
+    tracing::warn!(error = %error, "readiness check: the store does not answer");
+    ApiError::new(ErrorCode::StoreUnavailable, "the store does not answer").into_response()
 }
 
 /// `GET /metrics`: Prometheus text format.
