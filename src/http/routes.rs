@@ -231,8 +231,8 @@ pub(super) fn build(app: &App) -> (Router<App>, Vec<RouteInfo>) {
                 limits.request_timeout,
             ),
             // The dump part's own limit is checked as it streams; the rest of the form is
-            // small.
-            limits.max_minidump_bytes.saturating_add(1 << 20),
+            // small (at most 64 parts of 64 KiB).
+            limits.max_minidump_bytes.saturating_add(16 << 20),
         ))
         .merge(limited(
             ops_routes,

@@ -125,8 +125,10 @@ pub async fn minidump(
                         "more than one upload_file_minidump part",
                     ));
                 }
+                // The body limit's error says "too large" only in `body_text`.
+                use futures::TryStreamExt;
                 let file = crate::ingest::receive(
-                    field,
+                    field.map_err(|e| e.body_text()),
                     &app.config.tmp_dir(),
                     app.config.limits.max_minidump_bytes,
                     "minidump",

@@ -480,6 +480,57 @@ async fn suite() {
     .await;
     tried += 2;
 
+    // Minidumps: the fuzzer's allocation bomb (a handle stream of 0-byte descriptors, 2^32
+    // of them), garbage, and a dump past `limits.max_minidump_bytes` (100 MiB), streamed.
+    let bomb = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fuzz/regressions/minidump-handle-descriptors-oom.bin"
+    ))
+    .expect("regression input");
+    for (what, bytes) in [
+        ("allocation bomb", &bomb[1..]),
+        ("garbage", &b"MDMP\x93\xa7"[..]),
+    ] {
+        let r = app
+            .send(
+                Multipart::new()
+                    .file("upload_file_minidump", "x.dmp", bytes)
+                    .request("/api/v1/projects/web/symbolicate/minidump", None),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            400,
+            "{what}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.error_code(), "minidump_invalid", "{what}");
+        tried += 1;
+    }
+    let head = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"upload_file_minidump\"; filename=\"big.dmp\"\r\n\r\n"
+    );
+    let body =
+        futures::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(head)) })
+            .chain(futures::stream::iter((0..(200 << 20) / (1 << 20)).map(
+                |_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![0u8; 1 << 20])),
+            )));
+    let r = app
+        .send(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/api/v1/projects/web/symbolicate/minidump")
+                .header(
+                    "content-type",
+                    format!("multipart/form-data; boundary={BOUNDARY}"),
+                )
+                .body(Body::from_stream(body))
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(r.status, 413, "{}", String::from_utf8_lossy(&r.body));
+    tried += 1;
+
     // Still up, and what was stored answers exactly as before.
     assert_eq!(app.get("/healthz").await.status, 200);
     assert_eq!(
