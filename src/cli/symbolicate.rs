@@ -85,8 +85,22 @@ pub async fn run(args: SymbolicateArgs) -> anyhow::Result<()> {
         super::upload::seg(&args.project),
         platform.as_str()
     );
-    let mut rb = reqwest::Client::new().post(&url).json(&event);
-    if let Some(t) = &args.server.token {
+    let v = call(reqwest::Client::new().post(&url).json(&event), &args.server).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    print!("{}", render(&v, platform));
+    Ok(())
+}
+
+/// Sends a request (with the token, if any) and returns its JSON answer; an error status
+/// fails with the server's message.
+async fn call(
+    mut rb: reqwest::RequestBuilder,
+    server: &ServerArgs,
+) -> anyhow::Result<serde_json::Value> {
+    if let Some(t) = &server.token {
         rb = rb.bearer_auth(t);
     }
     let response = rb.send().await.context("calling the server")?;
@@ -98,12 +112,7 @@ pub async fn run(args: SymbolicateArgs) -> anyhow::Result<()> {
             v["error"]["message"].as_str().unwrap_or("request failed")
         );
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
-    }
-    print!("{}", render(&v, platform));
-    Ok(())
+    Ok(v)
 }
 
 struct EventArgs {
@@ -134,19 +143,11 @@ async fn minidump(args: MinidumpArgs) -> anyhow::Result<()> {
         args.server.server.trim_end_matches('/'),
         super::upload::seg(&args.project),
     );
-    let mut rb = reqwest::Client::new().post(&url).multipart(form);
-    if let Some(t) = &args.server.token {
-        rb = rb.bearer_auth(t);
-    }
-    let response = rb.send().await.context("calling the server")?;
-    let status = response.status();
-    let v: serde_json::Value = response.json().await.context("reading the response")?;
-    if !status.is_success() {
-        bail!(
-            "HTTP {status}: {}",
-            v["error"]["message"].as_str().unwrap_or("request failed")
-        );
-    }
+    let v = call(
+        reqwest::Client::new().post(&url).multipart(form),
+        &args.server,
+    )
+    .await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {

@@ -66,26 +66,8 @@ fn fname(s: &str) -> String {
             .unwrap_or(name.clone()),
         None => name,
     };
-    let out = plain(&name);
+    let out = crate::native::fname(&name);
     out.strip_prefix("::").map(str::to_owned).unwrap_or(out)
-}
-
-fn plain(s: &str) -> String {
-    let mut out = String::new();
-    let mut depth = 0i32;
-    for c in s.trim().chars() {
-        match c {
-            '<' | '(' => depth += 1,
-            '>' | ')' => depth -= 1,
-            _ if depth == 0 => out.push(c),
-            _ => {}
-        }
-    }
-    let out = out.trim_end_matches(" const").trim().to_owned();
-    match out.rfind("::h") {
-        Some(i) if out.len() - i == 19 => out[..i].to_owned(),
-        _ => out,
-    }
 }
 
 fn base(path: &str) -> &str {
@@ -220,6 +202,16 @@ async fn assert_matches_gdb(app: &TestApp, dump_name: &str, oracle_name: &str) -
     ours
 }
 
+/// The module of the dump whose code file ends with `suffix`.
+fn module_of<'a>(v: &'a Value, suffix: &str) -> &'a Value {
+    v["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["code_file"].as_str().unwrap().ends_with(suffix))
+        .unwrap_or_else(|| panic!("no module {suffix}"))
+}
+
 fn crashed(v: &Value) -> &Value {
     v["stacktraces"]
         .as_array()
@@ -258,12 +250,7 @@ async fn c_crash_walks_with_cfi_and_matches_gdb() {
             "frame {f} of our code should be found with CFI"
         );
     }
-    let module = v["modules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["code_file"].as_str().unwrap().ends_with("/c_crash"))
-        .expect("the program is a module");
+    let module = module_of(&v, "/c_crash");
     assert_eq!(module["debug_status"], "found");
     assert_eq!(module["unwind_status"], "found");
 }
@@ -289,17 +276,7 @@ async fn a_stripped_executable_unwinds_with_its_eh_frame_and_symbolicates_with_i
     let app = TestApp::new();
     upload(&app, &["c_crash_stripped", "c_crash_stripped.debug"]).await;
     let v = assert_matches_gdb(&app, "c_crash_stripped", "c_crash").await;
-    let module = v["modules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| {
-            m["code_file"]
-                .as_str()
-                .unwrap()
-                .ends_with("/c_crash_stripped")
-        })
-        .expect("the program is a module");
+    let module = module_of(&v, "/c_crash_stripped");
     assert_eq!(module["debug_status"], "found");
     assert_eq!(module["unwind_status"], "found");
     let how = module["unwind_diagnostic"].as_str().unwrap();
@@ -313,17 +290,7 @@ async fn a_stripped_executable_unwinds_with_its_eh_frame_and_symbolicates_with_i
     let app = TestApp::new();
     upload(&app, &["c_crash_stripped.debug"]).await;
     let v = symbolicate(&app, "c_crash_stripped").await;
-    let module = v["modules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| {
-            m["code_file"]
-                .as_str()
-                .unwrap()
-                .ends_with("/c_crash_stripped")
-        })
-        .unwrap();
+    let module = module_of(&v, "/c_crash_stripped");
     assert_eq!(module["debug_status"], "found");
     assert_eq!(module["unwind_status"], "missing");
     assert!(

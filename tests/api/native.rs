@@ -21,7 +21,7 @@ fn hex(v: &Value) -> u64 {
 /// Function name as compared at this level: demangled, with template arguments, parameter
 /// lists, qualifiers, return types and Rust hashes removed (`std::array<int, 6ul>::end() const`
 /// → `std::array::end`). The `native` module's own tests compare full names.
-fn fname(s: &str) -> String {
+pub(crate) fn fname(s: &str) -> String {
     let mut out = String::new();
     let mut depth = 0i32;
     for c in s.trim().chars() {

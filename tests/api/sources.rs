@@ -235,6 +235,13 @@ fn assert_frames(v: &Value, expected: &[(u64, String, u64)]) {
     }
 }
 
+fn c_dwarf5_build_id() -> String {
+    native_oracle("c_dwarf5")["build_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 fn c_dwarf5_module() -> Value {
     let o = native_oracle("c_dwarf5");
     json!({"type": "elf", "code_id": o["build_id"], "code_file": "/usr/bin/c_dwarf5", "arch": "x86_64"})
@@ -267,10 +274,7 @@ fn statuses(v: &Value) -> Vec<(String, String)> {
 #[tokio::test]
 async fn debuginfod_serves_what_nobody_uploaded() {
     let out = fixtures().join("native/out");
-    let build_id = native_oracle("c_dwarf5")["build_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let build_id = c_dwarf5_build_id();
     let Some(d) = debuginfod(
         &[out.join("c_stripped_all"), out.join("c_dwarf5.debug")],
         &build_id,
@@ -491,10 +495,7 @@ async fn a_breakpad_layout_in_a_directory_bucket() {
 #[tokio::test]
 async fn failures_each_say_what_happened_and_misses_are_remembered() {
     let (base, script) = scripted().await;
-    let build_id = native_oracle("c_dwarf5")["build_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let build_id = c_dwarf5_build_id();
     let debuginfo = format!("{build_id}/debuginfo");
     let executable = format!("{build_id}/executable");
     let http = |id: &str, path: &str, extra: &str| {
@@ -587,10 +588,7 @@ async fn failures_each_say_what_happened_and_misses_are_remembered() {
 #[tokio::test]
 async fn a_slow_source_answers_at_the_deadline_and_finishes_for_the_next_request() {
     let (base, script) = scripted().await;
-    let build_id = native_oracle("c_dwarf5")["build_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let build_id = c_dwarf5_build_id();
     script.set(
         &format!("{build_id}/debuginfo"),
         Answer::Slow(Duration::from_millis(1500), fixture("native/out/c_dwarf5")),
@@ -624,10 +622,7 @@ async fn a_slow_source_answers_at_the_deadline_and_finishes_for_the_next_request
 #[tokio::test]
 async fn concurrent_requests_share_one_download() {
     let (base, script) = scripted().await;
-    let build_id = native_oracle("c_dwarf5")["build_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let build_id = c_dwarf5_build_id();
     script.set(
         &format!("{build_id}/debuginfo"),
         Answer::Slow(Duration::from_millis(300), fixture("native/out/c_dwarf5")),
@@ -649,10 +644,7 @@ async fn concurrent_requests_share_one_download() {
 #[tokio::test]
 async fn redirects_are_limited_and_rechecked_and_private_addresses_refused() {
     let (base, script) = scripted().await;
-    let build_id = native_oracle("c_dwarf5")["build_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let build_id = c_dwarf5_build_id();
     let debuginfo = format!("{build_id}/debuginfo");
     // To cloud metadata (refused even where private addresses are allowed), in a loop, and
     // one good redirect within the server.
@@ -768,10 +760,7 @@ async fn an_s3_bucket_source_with_the_unified_layout() {
     let Some(moto) = crate::s3::moto().await else {
         return;
     };
-    let build_id = native_oracle("c_dwarf5")["build_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let build_id = c_dwarf5_build_id();
     let key = format!("syms/{}/{}/debuginfo", &build_id[..2], &build_id[2..]);
     let put = reqwest::Client::new()
         .put(format!("{}/tracemap/{key}", moto.endpoint))
